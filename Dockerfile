@@ -1,0 +1,9 @@
+# RATS Studio: serves the Gradio app on port 7860 (Shapes World by default, offline).
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7860 GRADIO_ANALYTICS_ENABLED=False
+COPY requirements.txt constraints.txt ./
+RUN pip install --no-cache-dir torch==2.13.0 && pip install --no-cache-dir -c constraints.txt -r requirements.txt
+COPY . .
+EXPOSE 7860
+CMD ["python", "app.py"]

@@ -1,0 +1,5 @@
+"""Rewards: ``score(images, prompts) -> tensor[B]``, differentiable with respect to the images."""
+
+from rats_app.rewards.base import Reward, RewardUnavailable
+
+__all__ = ["Reward", "RewardUnavailable"]

@@ -1,0 +1,1 @@
+"""The Gradio interface: the only package that imports gradio."""

@@ -1,0 +1,286 @@
+"""Pretrain the Shapes World teacher: VAE, then latents, then the flow-matching transformer.
+
+    python -m rats_app.world.pretrain --work-dir runs/pretrain            # all stages, resumable
+    python -m rats_app.world.pretrain --work-dir runs/pretrain --stage export --out assets/shapes-flux
+
+Every stage checkpoints into ``--work-dir`` and resumes from it, so the job can be stopped and
+restarted at will (it is hours on 2 CPU cores). The transformer is trained together with the two
+tiny text encoders: trained text embeddings make the prompt drive the image within minutes.
+The exported pipeline holds the EMA weights. Uses CUDA when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, FluxPipeline
+
+from rats_app.io import load_tensors, load_torch_state, save_tensors, save_torch_state, write_json
+from rats_app.world.data import sample_batch, to_tensor
+from rats_app.world.render import render_scene, sample_scene
+from rats_app.world.model import CALL_DEFAULTS, WorldModelConfig, build_world_pipeline
+from rats_app.world.prompts import held_out_prompts, training_prompts, vocabulary
+
+
+@dataclass
+class PretrainConfig:
+    seed: int = 0
+    threads: int = 2
+    vae_steps: int = 3500
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
+    vae_kl_weight: float = 1e-6
+    vae_edge_weight: float = 1.0
+    latents_per_prompt: int = 48
+    steps: int = 40000
+    batch: int = 32
+    lr: float = 5e-4
+    warmup: int = 300
+    ema_decay: float = 0.999
+    checkpoint_every: int = 500
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _log(work: Path, record: dict) -> None:
+    with open(work / "log.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    print(json.dumps(record), flush=True)
+
+
+def _image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+# ---------------------------------------------------------------- stage 1: VAE
+def train_vae(work: Path, cfg: PretrainConfig) -> AutoencoderKL:
+    """Trained as a plain autoencoder on the posterior mode (sampling with the initial unit variance
+    buries the signal and slows learning badly); L1 + MSE + edge (image-gradient) loss keeps
+    colours right and edges sharp; a tiny KL keeps the posterior's variance head sane."""
+    device, final = _device(), work / "vae"
+    if (final / "config.json").exists():
+        return AutoencoderKL.from_pretrained(final).to(device)
+    vae = build_world_pipeline(WorldModelConfig(), seed=cfg.seed).vae.to(device).train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    step, ckpt = 0, work / "vae_ckpt.pt"
+    if ckpt.exists():
+        state = load_torch_state(ckpt)
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+    prompts = training_prompts()
+    started = time.time()
+    while step < cfg.vae_steps:
+        rng = np.random.default_rng([cfg.seed, 1, step])  # per-step seed: resume == uninterrupted
+        lr = cfg.vae_lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        _, x, _ = sample_batch(prompts, cfg.vae_batch, rng)
+        x = x.to(device)
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.mode()).sample
+        gx, gy = _image_gradients(recon)
+        tx, ty = _image_gradients(x)
+        l1 = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+        edge = F.l1_loss(gx, tx) + F.l1_loss(gy, ty)
+        kl = posterior.kl().mean() / x[0].numel()
+        loss = l1 + cfg.vae_edge_weight * edge + cfg.vae_kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            _log(work, {"stage": "vae", "step": step, "l1": round(l1.item(), 5),
+                        "edge": round(edge.item(), 5), "lr": lr, "s": round(time.time() - started, 1)})
+        if step % 250 == 0 or step == cfg.vae_steps:
+            save_torch_state(ckpt, {"model": vae.state_dict(), "optimizer": opt.state_dict(), "step": step})
+    vae.eval()
+    _set_latent_statistics(vae, cfg)
+    vae.save_pretrained(final)
+    return vae
+
+
+@torch.no_grad()
+def _set_latent_statistics(vae: AutoencoderKL, cfg: PretrainConfig) -> None:
+    """FluxPipeline decodes ``z / scaling_factor + shift_factor``: fit both to unit-variance latents."""
+    rng = np.random.default_rng([cfg.seed, 2])
+    _, x, _ = sample_batch(training_prompts(), 512, rng)
+    z = vae.encode(x.to(vae.device)).latent_dist.mode()
+    vae.register_to_config(shift_factor=z.mean().item(), scaling_factor=1.0 / z.std().item())
+
+
+# ---------------------------------------------------------------- stage 2: latents
+@torch.no_grad()
+def encode_dataset(work: Path, vae: AutoencoderKL, cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """A fixed pool of normalised latents: every training prompt, ``latents_per_prompt`` renders each."""
+    path = work / "latents.safetensors"
+    if path.exists():
+        return load_tensors(path)
+    prompts = training_prompts()
+    rng = np.random.default_rng([cfg.seed, 3])
+    order = np.repeat(np.arange(len(prompts)), cfg.latents_per_prompt)
+    latents, clean = [], []
+    for start in range(0, len(order), 256):
+        samples = [sample_scene(prompts[i], rng) for i in order[start:start + 256]]
+        x = to_tensor([render_scene(s) for s in samples])
+        z = vae.encode(x.to(vae.device)).latent_dist.mode()
+        latents.append(((z - vae.config.shift_factor) * vae.config.scaling_factor).half().cpu())
+        clean.append(torch.tensor([s.degradation.clean for s in samples]))
+    data = {"latents": torch.cat(latents), "prompt_index": torch.from_numpy(order),
+            "clean": torch.cat(clean)}
+    save_tensors(path, data)
+    return data
+
+
+# ---------------------------------------------------------------- stage 3: transformer
+def _trainable(pipe: FluxPipeline) -> dict[str, torch.nn.Module]:
+    return {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder,
+            "text_encoder_2": pipe.text_encoder_2}
+
+
+def _flat_state(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def _load_flat_state(modules: dict[str, torch.nn.Module], state: dict[str, torch.Tensor]) -> None:
+    for name, module in modules.items():
+        prefix = name + "."
+        module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def flow_matching_loss(pipe: FluxPipeline, x0: torch.Tensor, prompts: list[str],
+                       generator: torch.Generator) -> torch.Tensor:
+    """Rectified flow: x_t = (1 - t) x0 + t noise, the transformer predicts noise - x0."""
+    b, c, h, w = x0.shape
+    device = x0.device
+    noise = torch.randn(x0.shape, generator=generator, device="cpu").to(device)
+    # Half logit-normal (the middle of the path matters most), half uniform (covers both ends).
+    u = torch.rand(b, generator=generator)
+    t = torch.where(torch.rand(b, generator=generator) < 0.5,
+                    torch.sigmoid(torch.randn(b, generator=generator)), u).to(device)
+    xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
+    prompt_embeds, pooled, text_ids = pipe.encode_prompt(
+        prompt=prompts, prompt_2=None, device=device, max_sequence_length=CALL_DEFAULTS["max_sequence_length"])
+    packed = FluxPipeline._pack_latents(xt, b, c, h, w)
+    img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, device, x0.dtype)
+    pred = pipe.transformer(hidden_states=packed, timestep=t, pooled_projections=pooled,
+                            encoder_hidden_states=prompt_embeds, txt_ids=text_ids, img_ids=img_ids,
+                            guidance=None, return_dict=False)[0]
+    target = FluxPipeline._pack_latents(noise - x0, b, c, h, w)
+    return F.mse_loss(pred, target)
+
+
+def train_transformer(work: Path, vae: AutoencoderKL, data: dict[str, torch.Tensor],
+                      cfg: PretrainConfig) -> FluxPipeline:
+    device = _device()
+    pipe = build_world_pipeline(WorldModelConfig(), seed=cfg.seed)
+    pipe.vae = vae
+    pipe.to(device)
+    modules = _trainable(pipe)
+    params = [p for m in modules.values() for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    ema = {k: v.detach().clone().float() for k, v in _flat_state(modules).items()}
+    step, ckpt = 0, work / "transformer_ckpt.pt"
+    if ckpt.exists():
+        state = load_torch_state(ckpt)
+        _load_flat_state(modules, state["model"])
+        ema = state["ema"]
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+    for m in modules.values():
+        m.train()
+    prompts = training_prompts()
+    latents, prompt_index = data["latents"], data["prompt_index"]
+    started, losses = time.time(), []
+    while step < cfg.steps:
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        index = torch.randint(len(latents), (cfg.batch,), generator=generator)
+        x0 = latents[index].float().to(device)
+        loss = flow_matching_loss(pipe, x0, [prompts[i] for i in prompt_index[index]], generator)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            for k, v in _flat_state(modules).items():
+                if v.dtype.is_floating_point:
+                    ema[k].lerp_(v.float(), 1 - decay)
+                else:
+                    ema[k].copy_(v)
+        step += 1
+        losses.append(loss.item())
+        if step % 100 == 0:
+            _log(work, {"stage": "transformer", "step": step, "loss": round(float(np.mean(losses)), 5),
+                        "grad_norm": round(grad_norm.item(), 3), "lr": lr,
+                        "s": round(time.time() - started, 1)})
+            losses = []
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_torch_state(ckpt, {"model": _flat_state(modules), "ema": ema,
+                                    "optimizer": opt.state_dict(), "step": step})
+    return pipe
+
+
+# ---------------------------------------------------------------- stage 4: export
+def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
+    """Write the EMA weights as a standard diffusers FluxPipeline directory."""
+    state = load_torch_state(work / "transformer_ckpt.pt")
+    pipe = build_world_pipeline(WorldModelConfig(), seed=cfg.seed)
+    pipe.vae = AutoencoderKL.from_pretrained(work / "vae")
+    _load_flat_state(_trainable(pipe), {k: v.float() for k, v in state["ema"].items()})
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(out)
+    write_json(out / "call_defaults.json", CALL_DEFAULTS)
+    write_json(out / "world.json", {
+        "world": "shapes-world/v1", "vocabulary": vocabulary(),
+        "training_prompts": len(training_prompts()), "held_out_prompts": len(held_out_prompts()),
+        "pretrain": {"config": asdict(cfg), "model": WorldModelConfig().to_dict(),
+                     "transformer_steps": state["step"]},
+    })
+    print(f"exported step {state['step']} to {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, default=Path("runs/pretrain"))
+    parser.add_argument("--stage", choices=["all", "vae", "transformer", "export"], default="all")
+    parser.add_argument("--out", type=Path, default=Path("assets/shapes-flux"))
+    for f in fields(PretrainConfig):
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
+    args = parser.parse_args(argv)
+    work: Path = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    saved = work / "config.json"
+    cfg = PretrainConfig(**json.loads(saved.read_text())) if saved.exists() else PretrainConfig()
+    overrides = {f.name: getattr(args, f.name) for f in fields(PretrainConfig) if getattr(args, f.name) is not None}
+    cfg = PretrainConfig(**{**asdict(cfg), **overrides})
+    write_json(saved, asdict(cfg))
+    torch.set_num_threads(cfg.threads)
+    if args.stage == "export":
+        export(work, args.out, cfg)
+        return
+    vae = train_vae(work, cfg)
+    if args.stage == "vae":
+        return
+    data = encode_dataset(work, vae, cfg)
+    train_transformer(work, vae, data, cfg)
+    export(work, args.out, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The one sampler: schedules, recorded predictions, gradients through the chain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rats_app.models import load_pipeline
+from rats_app.sampler import decode, denoise, encode, initial_noise, refined_sigmas, schedule
+
+PROMPT = "a small red circle at the top left on a white background"
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_world_model_dir):
+    return load_pipeline(tiny_world_model_dir, device="cpu")[0]
+
+
+def test_refined_grid_contains_the_student_grid(pipe):
+    _, student = schedule(pipe, 3, 64)
+    _, teacher = schedule(pipe, 12, 64, refined_sigmas(3, 4))
+    assert len(teacher) == 13 and len(student) == 4
+    assert torch.allclose(teacher[::4], student, atol=1e-6)
+
+
+def test_recorded_predictions_are_x0_hat(pipe):
+    cond = encode(pipe, [PROMPT], 16)
+    noise = initial_noise(pipe, [torch.Generator().manual_seed(0)], 64, 64)
+    rollout = denoise(pipe, noise, cond, 64, 64, num_steps=3, record=True)
+    assert len(rollout.x0_preds) == len(rollout.states) == 3
+    assert torch.equal(rollout.states[0], noise)
+    # One Euler step from sigma_i to 0 lands on x0_hat: x_t - sigma_i * v.
+    last = denoise(pipe, rollout.states[2], cond, 64, 64, num_steps=1, sigmas=np.array([rollout.sigmas[2].item()]))
+    assert torch.allclose(last.latents, rollout.x0_preds[2], atol=1e-5)
+    assert torch.allclose(last.latents, rollout.latents, atol=1e-5)
+
+
+def test_gradients_flow_through_a_checkpointed_chain(pipe):
+    cond = encode(pipe, [PROMPT, PROMPT], 16)
+    noise = initial_noise(pipe, [torch.Generator().manual_seed(i) for i in range(2)], 64, 64)
+    weight = pipe.transformer.proj_out.weight
+    weight.requires_grad_(True)
+    try:
+        grads = []
+        for use_checkpoint in (False, True):
+            weight.grad = None
+            rollout = denoise(pipe, noise, cond, 64, 64, num_steps=2, grad=True, checkpoint=use_checkpoint)
+            decode(pipe, rollout.latents, 64, 64).mean().backward()
+            grads.append(weight.grad.clone())
+        assert grads[0].abs().sum() > 0
+        assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    finally:
+        weight.requires_grad_(False)
+        weight.grad = None

@@ -1,0 +1,127 @@
+"""The renderer holds to the Shapes World contract (shared/specs/shapes-world.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rats_app.world import BACKGROUNDS, COLORS, POSITIONS, SIZES, all_prompts, held_out_prompts, parse_prompt, training_prompts
+from rats_app.world.data import sample_batch
+from rats_app.world.render import Degradation, Placement, Sample, coverage, render_scene, sample_scene
+
+
+def _render(prompt, cx=None, cy=None, side=None, degradation=Degradation()):
+    scene = parse_prompt(prompt)
+    x, y = POSITIONS[scene.position]
+    placement = Placement(x if cx is None else cx, y if cy is None else cy, side or SIZES[scene.size])
+    return render_scene(Sample(scene, placement, degradation))
+
+
+def test_prompt_counts_and_grammar():
+    prompts = all_prompts()
+    assert len(prompts) == 540 and len(set(prompts)) == 540
+    assert len(training_prompts()) == 504 and len(held_out_prompts()) == 36
+    assert not set(training_prompts()) & set(held_out_prompts())
+    assert "a small red circle at the top left on a white background" in prompts
+    assert parse_prompt("a large orange triangle at the bottom right on a gray background").position == "bottom right"
+    with pytest.raises(ValueError, match="unknown color 'pink'"):
+        parse_prompt("a small pink circle at the center on a white background")
+    with pytest.raises(ValueError, match="not a Shapes World prompt"):
+        parse_prompt("a cat")
+
+
+def test_held_out_combinations_are_exactly_the_contract():
+    combos = {(parse_prompt(p).color, parse_prompt(p).shape, parse_prompt(p).position) for p in held_out_prompts()}
+    assert combos == {("purple", "triangle", "center"), ("orange", "circle", "top right"),
+                      ("blue", "square", "bottom left"), ("yellow", "triangle", "top left"),
+                      ("green", "circle", "bottom right"), ("red", "square", "center")}
+
+
+@pytest.mark.parametrize("color", list(COLORS))
+@pytest.mark.parametrize("background", list(BACKGROUNDS))
+def test_exact_colours(color, background):
+    image = _render(f"a large {color} square at the center on a {background} background")
+    assert tuple(image[32, 32]) == COLORS[color]          # object interior
+    assert tuple(image[2, 2]) == BACKGROUNDS[background]  # far corner
+
+
+@pytest.mark.parametrize("position", list(POSITIONS))
+@pytest.mark.parametrize("size", list(SIZES))
+def test_square_centre_and_side(position, size):
+    image = _render(f"a {size} red square at the {position} on a black background").astype(float)
+    alpha = (image[..., 0] - 20) / (220 - 20)  # red channel: background 20, object 220
+    ys, xs = np.mgrid[0:64, 0:64] + 0.5
+    cx, cy = (alpha * xs).sum() / alpha.sum(), (alpha * ys).sum() / alpha.sum()
+    assert (cx, cy) == pytest.approx(POSITIONS[position], abs=0.02)
+    assert alpha.sum() == pytest.approx(SIZES[size] ** 2, rel=0.01)
+
+
+def test_circle_area_and_triangle_apex_up():
+    circle = coverage("circle", Placement(32, 32, 28))
+    assert circle.sum() == pytest.approx(np.pi * 14 ** 2, rel=0.01)
+    triangle = coverage("triangle", Placement(32, 32, 28))
+    assert triangle.sum() == pytest.approx(28 * 28 / 2, rel=0.01)
+    rows = triangle.sum(axis=1)
+    assert rows[19] < rows[32] < rows[44]  # widens downwards: apex up, base at the bottom
+    assert rows[17] == 0 and rows[47] == 0 and rows[18] > 0 and rows[45] > 0
+
+
+def test_edges_are_anti_aliased():
+    image = _render("a large blue circle at the center on a white background", cx=32.3, cy=31.6)
+    values = {tuple(v) for v in image.reshape(-1, 3)}
+    assert len(values) > 10  # intermediate edge colours, not just two
+
+
+def test_jitter_ranges():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        sample = sample_scene("a small green triangle at the top right on a gray background", rng)
+        assert abs(sample.placement.cx - 48) <= 3 and abs(sample.placement.cy - 16) <= 3
+        assert abs(sample.placement.side - 16) <= 2
+
+
+def test_degradations_follow_the_contract():
+    rng = np.random.default_rng(1)
+    degradations = [sample_scene(all_prompts()[0], rng).degradation for _ in range(2000)]
+    clean = sum(d.clean for d in degradations) / len(degradations)
+    assert 0.45 < clean < 0.55
+    for d in degradations:
+        assert 0 <= len(d.kinds) <= 2
+        if d.blur_sigma:
+            assert 1 <= d.blur_sigma <= 2
+        if d.noise_sigma:
+            assert 8 <= d.noise_sigma <= 24
+        if d.contrast != 1.0:
+            assert 0.3 <= d.contrast <= 0.6
+    base = _render("a large red square at the center on a white background")
+    low = _render("a large red square at the center on a white background", degradation=Degradation(contrast=0.5))
+    assert tuple(low[32, 32]) == (174, 84, 84)  # 128 + 0.5 * (220 - 128), 128 + 0.5 * (40 - 128)
+    noisy = _render("a large red square at the center on a white background", degradation=Degradation(noise_sigma=16))
+    assert 12 < (noisy.astype(float) - base).std() < 20
+    blurred = _render("a large red square at the center on a white background", degradation=Degradation(blur_sigma=2))
+    assert tuple(blurred[32, 32]) == (220, 40, 40) and (blurred != base).any()
+
+
+def test_render_is_deterministic():
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    for prompt in all_prompts()[:20]:
+        assert (render_scene(sample_scene(prompt, rng_a)) == render_scene(sample_scene(prompt, rng_b))).all()
+
+
+def test_pretraining_data_never_contains_held_out_prompts():
+    held = set(held_out_prompts())
+    samples, images, _ = sample_batch(training_prompts(), 2000, np.random.default_rng(0))
+    assert not {s.scene.prompt for s in samples} & held
+    assert images.shape == (2000, 3, 64, 64) and images.min() >= -1 and images.max() <= 1
+
+
+def test_reward_training_negatives_are_never_held_out():
+    from rats_app.world.train_reward import make_triplets
+
+    rng = np.random.default_rng(0)
+    chosen, *_ = make_triplets(training_prompts(), 300, rng)
+    assert not set(chosen) & set(held_out_prompts())
+    from rats_app.world.train_reward import _neighbour
+    for prompt in training_prompts():
+        for _ in range(3):
+            assert not _neighbour(parse_prompt(prompt), rng).held_out
