@@ -26,3 +26,15 @@ def tiny_world_model_dir(tmp_path_factory):
     write_json(path / "call_defaults.json", CALL_DEFAULTS)
     write_json(path / "world.json", {"vocabulary": vocabulary()})
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_world_reward():
+    """A randomly initialised world reward (tiny CLIP), built in the test."""
+    from rats_app.rewards.clip_preference import ClipPreferenceReward
+    from rats_app.world.model import build_clip_tokenizer
+    from rats_app.world.train_reward import WORLD_NORMALIZATION, RewardTrainConfig, build_reward_model
+
+    tokenizer = build_clip_tokenizer()
+    model = build_reward_model(RewardTrainConfig(hidden=32, layers=1), tokenizer)
+    return ClipPreferenceReward(model, tokenizer, WORLD_NORMALIZATION, name="shapes")

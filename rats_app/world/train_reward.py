@@ -46,11 +46,16 @@ class RewardTrainConfig:
     threads: int = 2
 
 
-def build_reward_model(cfg: RewardTrainConfig, vocab_size: int, text_len: int) -> CLIPModel:
+def build_reward_model(cfg: RewardTrainConfig, tokenizer) -> CLIPModel:
+    """A tiny CLIP. The text tower pools at the EOS token, so its id must be the tokenizer's
+    (CLIP's default 49407 is not in our vocabulary and would pool the BOS token instead)."""
     torch.manual_seed(cfg.seed)
     config = CLIPConfig(
-        text_config=dict(vocab_size=vocab_size, hidden_size=cfg.hidden, intermediate_size=2 * cfg.hidden,
-                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=text_len),
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=2 * cfg.hidden,
+                         num_hidden_layers=2, num_attention_heads=4,
+                         max_position_embeddings=tokenizer.model_max_length,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id),
         vision_config=dict(image_size=64, patch_size=cfg.patch, hidden_size=cfg.hidden,
                            intermediate_size=2 * cfg.hidden, num_hidden_layers=cfg.layers, num_attention_heads=4),
         projection_dim=cfg.hidden,
@@ -97,7 +102,7 @@ def pairwise_accuracy(reward: ClipPreferenceReward, prompts: list[str], n: int, 
 def train(cfg: RewardTrainConfig, out: Path) -> dict:
     torch.set_num_threads(cfg.threads)
     tokenizer = build_clip_tokenizer()
-    model = build_reward_model(cfg, len(tokenizer), tokenizer.model_max_length)
+    model = build_reward_model(cfg, tokenizer)
     reward = ClipPreferenceReward(model, tokenizer, WORLD_NORMALIZATION, name="shapes")
     model.train().requires_grad_(True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)

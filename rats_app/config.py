@@ -1,0 +1,182 @@
+"""Training configuration: a validated dataclass, loadable from YAML, overridable from the CLI.
+
+Every field carries help text (shown by ``python -m rats_app.train --help`` and in the app's
+Train tab). Unknown keys and bad values raise ``ConfigError`` naming the key and the value.
+Fields marked "ours" are our reconstruction where the RATS paper is silent (docs/method.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rats_app.models import DEFAULT_MODEL
+
+
+class ConfigError(ValueError):
+    """A bad configuration key or value; the message names it."""
+
+
+def _f(default, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None,
+       low_open: bool = False):
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "low_open": low_open}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "rats": {},                                                   # the full method
+    "distill": {"reward_weight": 0.0, "gate": "always"},          # teacher imitation only
+    "reward": {"alpha": 0.0},                                     # terminal reward only
+}
+
+
+@dataclass
+class TrainConfig:
+    # --- what to train
+    preset: str = _f("rats", "named method: rats (full), distill (lambda = 0, gate always), reward (alpha = 0)",
+                     choices=tuple(PRESETS))
+    model: str = _f(str(DEFAULT_MODEL), "base FluxPipeline directory")
+    reward: str = _f("shapes", "reward the student is trained on (registry name)")
+    watch_rewards: list = _f([], "other rewards logged on the same images every watch_every steps (hacking watch)")
+    watch_every: int = _f(10, "steps between watch-reward evaluations", low=1)
+    prompts: str = _f("world", "'world' (Shapes World training prompts) or a text file, one prompt per line")
+    # --- the method
+    student_steps: int = _f(3, "K: student sampling steps (its timesteps are the horizons)", low=1, high=50)
+    teacher_steps: int = _f(48, "teacher steps; rounded up to a multiple of student_steps so its grid "
+                            "contains the student's", low=1, high=1000)
+    horizons: list = _f([], "student step indices to match at (0 = sigma 1); empty = all K")
+    horizon_weights: list = _f([], "per-horizon weights w_h (same length as the horizons); empty = all 1")
+    match_on: str = _f("x0", "match predicted clean latents (x0) or the noisy states (state)", choices=("x0", "state"))
+    match_distance: str = _f("l2", "distance d between teacher and student", choices=("l2", "cosine"))
+    alpha: float = _f(1.0, "alpha: weight of the gated horizon-matching term", low=0.0)
+    reward_weight: float = _f(0.05, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
+    tau: float = _f(1.0, "tau: gate temperature, g = sigmoid((R_T - R_S) / tau)", low=0.0, low_open=True)
+    gate: str = _f("soft", "soft: sigmoid; hard: 1 if R_T > R_S else 0; always: g = 1",
+                   choices=("soft", "hard", "always"))
+    ema_decay: float = _f(0.95, "EMA decay of the teacher's LoRA (teacher = base + EMA of student LoRA)",
+                          low=0.0, high=1.0)
+    # --- LoRA and optimisation
+    lora_rank: int = _f(8, "LoRA rank", low=1, high=512)
+    lora_alpha: float = _f(8.0, "LoRA alpha (scale = alpha / rank)", low=0.0, low_open=True)
+    lora_targets: list = _f(["to_q", "to_k", "to_v", "to_out.0"], "transformer modules that get LoRA")
+    learning_rate: float = _f(1e-3, "AdamW learning rate", low=0.0, low_open=True)
+    weight_decay: float = _f(0.0, "AdamW weight decay", low=0.0)
+    max_grad_norm: float = _f(1.0, "gradient clipping (0 = off)", low=0.0)
+    steps: int = _f(300, "optimisation steps", low=1, high=1_000_000)
+    batch_size: int = _f(8, "prompts per step (per process)", low=1, high=4096)
+    gradient_checkpointing: bool = _f(False, "recompute each student step in backward (saves memory)")
+    seed: int = _f(0, "seed for prompts, noise and LoRA init", low=0)
+    # --- outputs
+    sample_every: int = _f(50, "steps between sample grids (0 = only at the end)", low=0)
+    checkpoint_every: int = _f(100, "steps between resumable checkpoints", low=1)
+    sample_prompts: list = _f([], "prompts of the sample grid; empty = 8 fixed world prompts")
+    device: str = _f("auto", "auto, cpu or cuda")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                setattr(self, f.name, value)
+            if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+                raise ConfigError(f"{f.name}: expected {expected.__name__}, got {value!r}")
+            meta = f.metadata
+            if meta.get("choices") and value not in meta["choices"]:
+                raise ConfigError(f"{f.name}: {value!r} is not one of {list(meta['choices'])}")
+            low, high = meta.get("low"), meta.get("high")
+            if low is not None and (value < low or (meta.get("low_open") and value == low)):
+                raise ConfigError(f"{f.name}: {value!r} must be {'>' if meta.get('low_open') else '>='} {low}")
+            if high is not None and value > high:
+                raise ConfigError(f"{f.name}: {value!r} must be <= {high}")
+        for h in self.horizons:
+            if not isinstance(h, int) or not 0 <= h < self.student_steps:
+                raise ConfigError(f"horizons: {h!r} is not a student step index in [0, {self.student_steps - 1}]")
+        if self.horizon_weights and len(self.horizon_weights) != len(self.horizon_indices):
+            raise ConfigError(f"horizon_weights: {len(self.horizon_weights)} weights for "
+                              f"{len(self.horizon_indices)} horizons")
+        if any(not isinstance(w, (int, float)) or w < 0 for w in self.horizon_weights):
+            raise ConfigError(f"horizon_weights: {self.horizon_weights!r} must be non-negative numbers")
+        if not all(isinstance(t, str) and t for t in self.lora_targets) or not self.lora_targets:
+            raise ConfigError(f"lora_targets: {self.lora_targets!r} must be a non-empty list of module names")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device: {self.device!r} is not auto, cpu or cuda")
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def horizon_indices(self) -> list[int]:
+        return sorted(self.horizons) if self.horizons else list(range(self.student_steps))
+
+    @property
+    def weights(self) -> list[float]:
+        return [float(w) for w in self.horizon_weights] or [1.0] * len(self.horizon_indices)
+
+    @property
+    def teacher_subdivisions(self) -> int:
+        return -(-self.teacher_steps // self.student_steps)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Preset values first, then the given keys; unknown keys are named in the error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+        preset = data.get("preset", "rats")
+        if preset not in PRESETS:
+            raise ConfigError(f"preset: {preset!r} is not one of {list(PRESETS)}")
+        return cls(**{**PRESETS[preset], **data})
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        return cls.from_dict(read_yaml_mapping(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping of config keys")
+    return data
+
+
+def parse_override(config: TrainConfig, assignment: str) -> dict[str, Any]:
+    """``key=value`` from the command line, parsed as YAML (so lists and numbers work)."""
+    import yaml
+
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like key=value")
+    key, raw = assignment.split("=", 1)
+    key = key.strip().replace("-", "_")
+    if key not in {f.name for f in fields(config)}:
+        raise ConfigError(f"unknown config key(s): {key}")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(getattr(config, key), str) and not isinstance(value, str):
+        value = raw
+    return {key: value}

@@ -1,0 +1,80 @@
+"""The RATS objective as pure tensor functions (no models, no state).
+
+    L = -lambda * mean(R_S) + alpha * mean_b( g_b * sum_h w_h * d(teacher_h, student_h) )
+    g = stop_grad(sigmoid((R_T - R_S) / tau))            ("soft" gate; "hard" and "always" too)
+
+The paper publishes the mechanism (horizon matching, stop-gradient sigmoid gate on the
+teacher-minus-student reward, terminal reward); this exact form is our reconstruction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def horizon_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "l2") -> torch.Tensor:
+    """Per-sample distance between two batches of latents (B, ...) -> (B,).
+
+    l2: mean squared difference; cosine: 1 - cosine similarity of the flattened latents.
+    """
+    if teacher.shape != student.shape:
+        raise ValueError(f"teacher {tuple(teacher.shape)} and student {tuple(student.shape)} shapes differ")
+    t, s = teacher.flatten(1).float(), student.flatten(1).float()
+    if kind == "l2":
+        return (t - s).pow(2).mean(dim=1)
+    if kind == "cosine":
+        return 1.0 - F.cosine_similarity(t, s, dim=1, eps=1e-8)
+    raise ValueError(f"unknown distance {kind!r}; expected 'l2' or 'cosine'")
+
+
+def reward_gate(teacher_reward: torch.Tensor, student_reward: torch.Tensor, tau: float = 1.0,
+                mode: str = "soft") -> torch.Tensor:
+    """Per-sample gate in [0, 1], always detached (stop-gradient).
+
+    soft: sigmoid((R_T - R_S) / tau): 0.5 at a tie, toward 1 when the teacher is preferred,
+    toward 0 (never exactly) as the student overtakes it. hard: 1[R_T > R_S]. always: 1.
+    """
+    diff = (teacher_reward - student_reward).detach().float()
+    if mode == "soft":
+        if tau <= 0:
+            raise ValueError(f"tau must be > 0, got {tau}")
+        return torch.sigmoid(diff / tau)
+    if mode == "hard":
+        return (diff > 0).float()
+    if mode == "always":
+        return torch.ones_like(diff)
+    raise ValueError(f"unknown gate {mode!r}; expected 'soft', 'hard' or 'always'")
+
+
+@dataclass
+class RatsLoss:
+    loss: torch.Tensor          # scalar to backpropagate
+    matching: torch.Tensor      # mean over batch of sum_h w_h d_h (ungated)
+    gated_matching: torch.Tensor  # mean over batch of g * sum_h w_h d_h
+    reward_term: torch.Tensor   # mean(R_S)
+    gate: torch.Tensor          # (B,) detached
+
+
+def rats_loss(student_reward: torch.Tensor, teacher_reward: torch.Tensor,
+              teacher_horizons: list[torch.Tensor], student_horizons: list[torch.Tensor],
+              weights: list[float] | None = None, alpha: float = 1.0, reward_weight: float = 1.0,
+              tau: float = 1.0, gate: str = "soft", distance: str = "l2") -> RatsLoss:
+    """Combine the pieces. Horizons are lists (one tensor B x ... per horizon) in the same order."""
+    if len(teacher_horizons) != len(student_horizons):
+        raise ValueError(f"{len(teacher_horizons)} teacher horizons but {len(student_horizons)} student horizons")
+    weights = [1.0] * len(student_horizons) if weights is None else list(weights)
+    if len(weights) != len(student_horizons):
+        raise ValueError(f"{len(weights)} weights for {len(student_horizons)} horizons")
+    batch = student_reward.shape[0]
+    per_sample = student_reward.new_zeros(batch, dtype=torch.float32)
+    for w, t, s in zip(weights, teacher_horizons, student_horizons):
+        per_sample = per_sample + w * horizon_distance(t.detach(), s, distance)
+    g = reward_gate(teacher_reward, student_reward, tau, gate)
+    gated = (g * per_sample).mean()
+    reward_term = student_reward.float().mean()
+    loss = -reward_weight * reward_term + alpha * gated
+    return RatsLoss(loss=loss, matching=per_sample.mean().detach(), gated_matching=gated.detach(),
+                    reward_term=reward_term.detach(), gate=g)
