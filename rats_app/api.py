@@ -15,7 +15,6 @@ import torch
 from rats_app.models import DEFAULT_MODEL, UserError, check_nfe, load_pipeline
 from rats_app.sampler import generate
 
-SHAPES_REWARD_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes-reward"
 
 
 @dataclass
@@ -52,9 +51,9 @@ class Studio:
         """The Shapes World reward (the registry of real rewards arrives with the rewards issue)."""
         with self._lock:
             if name not in self._rewards:
-                from rats_app.rewards.shapes import load_shapes_reward
+                from rats_app.rewards.registry import load_reward
 
-                self._rewards[name] = load_shapes_reward(SHAPES_REWARD_DIR, device="cpu")
+                self._rewards[name] = load_reward(name, device="cpu")
             return self._rewards[name]
 
     def generate(self, prompt: str, seed: int, nfe: int, label: str) -> GeneratedImage:

@@ -110,7 +110,9 @@ class RunDirectory:
     def finish(self, trainer, stopped: bool) -> None:
         if not self.is_main:
             return
-        write_json(self.path / "run.json", {"status": "stopped" if stopped else "finished", "step": trainer.step})
+        processes = trainer.accelerator.num_processes if trainer.accelerator else 1
+        write_json(self.path / "run.json", {"status": "stopped" if stopped else "finished", "step": trainer.step,
+                                            "processes": processes})
         write_text(self.path / "README.md", model_card(trainer, stopped))
 
 

@@ -2,7 +2,8 @@
 
 With no other argument it trains the Shapes World default (docs/method.md). ``--resume``
 continues the run in DIR from its last checkpoint. Runs data-parallel under
-``accelerate launch --num_processes N -m rats_app.train ...``.
+``accelerate launch --num_processes N -m rats_app.train ...`` (on GPUs; on a CPU-only machine
+add ``--multi_gpu``, accelerate's name for its multi-process launcher).
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = resolve_config(args)
+        import torch
         from accelerate import Accelerator
 
-        accelerator = Accelerator(cpu=config.device == "cpu")
+        # cpu=True is what makes accelerate form a gloo process group on a machine without CUDA.
+        accelerator = Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available())
         from rats_app.run_dir import prepare
 
         state = prepare(args.output_dir, config, args.resume) if accelerator.is_main_process else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -11,9 +12,10 @@ ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 
 
 def _shapes(device: str | None) -> Reward:
+    """The shipped world reward, or the directory named by RATS_SHAPES_REWARD."""
     from rats_app.rewards.shapes import load_shapes_reward
 
-    return load_shapes_reward(ASSETS / "shapes-reward", device=device)
+    return load_shapes_reward(os.environ.get("RATS_SHAPES_REWARD", ASSETS / "shapes-reward"), device=device)
 
 
 LOADERS: dict[str, Callable[[str | None], Reward]] = {"shapes": _shapes}

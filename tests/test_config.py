@@ -1,0 +1,59 @@
+"""TrainConfig rejects unknown keys and bad values, naming them; YAML and CLI layers compose."""
+
+from __future__ import annotations
+
+import pytest
+
+from rats_app.config import ConfigError, TrainConfig
+from rats_app.train import build_parser, main, resolve_config
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"learning_rat": 1e-3}, "unknown config key(s): learning_rat"),
+    ({"alpha": -1}, "alpha: -1.0 must be >= 0.0"),
+    ({"tau": 0}, "tau: 0.0 must be > 0.0"),
+    ({"gate": "maybe"}, "gate: 'maybe' is not one of"),
+    ({"student_steps": 0}, "student_steps: 0 must be >= 1"),
+    ({"steps": "many"}, "steps: expected int, got 'many'"),
+    ({"horizons": [5]}, "horizons: 5 is not a student step index"),
+    ({"horizon_weights": [1.0, 2.0]}, "horizon_weights: 2 weights for 3 horizons"),
+    ({"preset": "magic"}, "preset: 'magic' is not one of"),
+    ({"ema_decay": 1.5}, "ema_decay: 1.5 must be <= 1.0"),
+    ({"gradient_checkpointing": 1}, "gradient_checkpointing: expected bool"),
+])
+def test_bad_values_are_named(data, message):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict(data)
+    assert message in str(info.value)
+
+
+def test_presets_set_their_fields_and_can_be_overridden():
+    assert TrainConfig.from_dict({"preset": "distill"}).reward_weight == 0.0
+    assert TrainConfig.from_dict({"preset": "distill"}).gate == "always"
+    assert TrainConfig.from_dict({"preset": "reward"}).alpha == 0.0
+    assert TrainConfig.from_dict({"preset": "reward", "alpha": 0.5}).alpha == 0.5
+
+
+def test_teacher_grid_is_a_refinement():
+    cfg = TrainConfig.from_dict({"student_steps": 3, "teacher_steps": 50})
+    assert cfg.teacher_subdivisions == 17 and cfg.horizon_indices == [0, 1, 2] and cfg.weights == [1.0] * 3
+
+
+def test_yaml_then_preset_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 10\nalpha: 2.0\nlora_targets: [to_q, to_v]\n")
+    args = build_parser().parse_args(["--output-dir", "x", "--config", str(path), "--preset", "distill",
+                                      "alpha=3", "horizons=[0, 2]"])
+    cfg = resolve_config(args)
+    assert (cfg.steps, cfg.alpha, cfg.preset, cfg.horizons, cfg.lora_targets) == (10, 3.0, "distill", [0, 2], ["to_q", "to_v"])
+
+
+def test_cli_bad_config_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sttps: 3\n")
+    assert main(["--output-dir", str(tmp_path / "out"), "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: unknown config key(s): sttps"
+    assert not (tmp_path / "out").exists()
+    assert main(["--output-dir", str(tmp_path / "out"), "tau=-1"]) == 2
+    assert "tau: -1.0 must be > 0.0" in capsys.readouterr().err
