@@ -125,3 +125,10 @@ def test_reward_training_negatives_are_never_held_out():
     for prompt in training_prompts():
         for _ in range(3):
             assert not _neighbour(parse_prompt(prompt), rng).held_out
+
+
+def test_held_out_scenes_get_negatives_for_evaluation():
+    from rats_app.world.train_reward import make_triplets
+
+    chosen, good, degraded, wrong = make_triplets(held_out_prompts(), 200, np.random.default_rng(0))
+    assert len(chosen) == 200 and wrong.shape == (200, 3, 64, 64)

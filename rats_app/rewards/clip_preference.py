@@ -6,6 +6,7 @@ reward (a tiny CLIP trained the same way on world preference pairs).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,12 +18,14 @@ from rats_app.rewards.base import ImageNormalization, Reward, RewardUnavailable,
 
 class ClipPreferenceReward(Reward):
     def __init__(self, model: CLIPModel, tokenizer, normalization: ImageNormalization,
-                 name: str = "clip", use_logit_scale: bool = True, max_length: int | None = None):
+                 name: str = "clip", use_logit_scale: bool = True, max_length: int | None = None,
+                 clamp_at_zero: bool = False):
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.normalization = normalization
         self.name = name
         self.use_logit_scale = use_logit_scale
+        self.clamp_at_zero = clamp_at_zero  # CLIP score's convention: 100 * max(cos, 0)
         self.max_length = max_length or min(tokenizer.model_max_length, model.config.text_config.max_position_embeddings)
 
     @property
@@ -44,33 +47,42 @@ class ClipPreferenceReward(Reward):
 
     def _score(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         cosine = (self.embed_images(images) * self.embed_text(prompts)).sum(-1)
+        if self.clamp_at_zero:
+            cosine = cosine.clamp(min=0.0)
         scale = self.model.logit_scale.exp().float() if self.use_logit_scale else 100.0
         return scale * cosine
 
 
 def load_clip_preference(path: str | os.PathLike, name: str, normalization: ImageNormalization | None = None,
                          device: str | None = None, dtype: torch.dtype = torch.float32,
-                         use_logit_scale: bool = True) -> ClipPreferenceReward:
-    """Load a CLIPModel + tokenizer directory (transformers layout, safetensors weights)."""
+                         use_logit_scale: bool = True, clamp_at_zero: bool = False,
+                         tokenizer_path: str | os.PathLike | None = None) -> ClipPreferenceReward:
+    """Load a CLIPModel + tokenizer directory (transformers layout, safetensors weights only)."""
     p = Path(path)
     if not (p / "config.json").exists():
         raise RewardUnavailable(f"{name}: no CLIP model at {p} (expected config.json and model.safetensors)")
     try:
+        config = json.loads((p / "config.json").read_text())
+    except ValueError:
+        raise RewardUnavailable(f"{name}: {p / 'config.json'} is not valid JSON") from None
+    if config.get("model_type") != "clip":
+        raise RewardUnavailable(f"{name}: {p} holds a {config.get('model_type')!r} model, not a CLIP model")
+    if not list(p.glob("*.safetensors")):
+        raise RewardUnavailable(f"{name}: {p} has no .safetensors weights (pickled weights are never loaded)")
+    try:
         model = CLIPModel.from_pretrained(p, dtype=dtype, use_safetensors=True)
-        tokenizer = AutoTokenizer.from_pretrained(p)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or p)
     except Exception as exc:
-        raise RewardUnavailable(f"{name}: could not load {p}: {str(exc).splitlines()[0]}") from exc
+        raise RewardUnavailable(f"{name}: could not load {p}: {str(exc).splitlines()[0][:300]}") from None
     if normalization is None:
-        vision = model.config.vision_config
-        normalization = ImageNormalization(vision.image_size, *_normalization_from(p))
+        normalization = ImageNormalization(model.config.vision_config.image_size, *_normalization_from(p))
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return ClipPreferenceReward(model, tokenizer, normalization, name=name, use_logit_scale=use_logit_scale)
+    return ClipPreferenceReward(model, tokenizer, normalization, name=name, use_logit_scale=use_logit_scale,
+                                clamp_at_zero=clamp_at_zero)
 
 
 def _normalization_from(path: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean/std from a preprocessor_config.json when present, else CLIP's."""
-    import json
-
     from rats_app.rewards.base import CLIP_NORMALIZATION
 
     config = path / "preprocessor_config.json"

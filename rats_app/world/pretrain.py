@@ -40,6 +40,9 @@ class PretrainConfig:
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
     vae_edge_weight: float = 1.0
+    decoder_steps: int = 3000
+    decoder_lr: float = 5e-4
+    decoder_edge_weight: float = 2.0
     latents_per_prompt: int = 48
     steps: int = 40000
     batch: int = 32
@@ -119,6 +122,56 @@ def _set_latent_statistics(vae: AutoencoderKL, cfg: PretrainConfig) -> None:
     _, x, _ = sample_batch(training_prompts(), 512, rng)
     z = vae.encode(x.to(vae.device)).latent_dist.mode()
     vae.register_to_config(shift_factor=z.mean().item(), scaling_factor=1.0 / z.std().item())
+
+
+# ---------------------------------------------------------------- stage 1b: decoder fine-tune
+def finetune_decoder(work: Path, cfg: PretrainConfig) -> AutoencoderKL:
+    """Sharpen the decoder with the encoder frozen: the latent space (and so the transformer's
+    training data) does not change, so this runs alongside transformer training."""
+    device, final = _device(), work / "vae_decoder"
+    if (final / "config.json").exists():
+        return AutoencoderKL.from_pretrained(final).to(device)
+    vae = AutoencoderKL.from_pretrained(work / "vae").to(device)
+    vae.requires_grad_(False)
+    vae.decoder.requires_grad_(True)
+    vae.decoder.train()
+    params = list(vae.decoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.decoder_lr, weight_decay=0.0)
+    step, ckpt = 0, work / "decoder_ckpt.pt"
+    if ckpt.exists():
+        state = load_torch_state(ckpt)
+        vae.decoder.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+    prompts = training_prompts()
+    started = time.time()
+    while step < cfg.decoder_steps:
+        rng = np.random.default_rng([cfg.seed, 4, step])
+        for group in opt.param_groups:
+            group["lr"] = cfg.decoder_lr * 0.5 * (1 + math.cos(math.pi * step / cfg.decoder_steps))
+        _, x, _ = sample_batch(prompts, cfg.vae_batch, rng)
+        x = x.to(device)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mode()
+        recon = vae.decode(z).sample
+        gx, gy = _image_gradients(recon)
+        tx, ty = _image_gradients(x)
+        l1 = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+        edge = F.l1_loss(gx, tx) + F.l1_loss(gy, ty)
+        loss = l1 + cfg.decoder_edge_weight * edge
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            _log(work, {"stage": "decoder", "step": step, "l1": round(l1.item(), 5), "edge": round(edge.item(), 5),
+                        "s": round(time.time() - started, 1)})
+        if step % 250 == 0 or step == cfg.decoder_steps:
+            save_torch_state(ckpt, {"model": vae.decoder.state_dict(), "optimizer": opt.state_dict(), "step": step})
+    vae.eval()
+    vae.save_pretrained(final)
+    return vae
 
 
 # ---------------------------------------------------------------- stage 2: latents
@@ -241,7 +294,8 @@ def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
     """Write the EMA weights as a standard diffusers FluxPipeline directory."""
     state = load_torch_state(work / "transformer_ckpt.pt")
     pipe = build_world_pipeline(WorldModelConfig(), seed=cfg.seed)
-    pipe.vae = AutoencoderKL.from_pretrained(work / "vae")
+    decoder_done = (work / "vae_decoder" / "config.json").exists()
+    pipe.vae = AutoencoderKL.from_pretrained(work / ("vae_decoder" if decoder_done else "vae"))
     _load_flat_state(_trainable(pipe), {k: v.float() for k, v in state["ema"].items()})
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out)
@@ -250,7 +304,7 @@ def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
         "world": "shapes-world/v1", "vocabulary": vocabulary(),
         "training_prompts": len(training_prompts()), "held_out_prompts": len(held_out_prompts()),
         "pretrain": {"config": asdict(cfg), "model": WorldModelConfig().to_dict(),
-                     "transformer_steps": state["step"]},
+                     "transformer_steps": state["step"], "decoder_finetuned": decoder_done},
     })
     print(f"exported step {state['step']} to {out}")
 
@@ -258,7 +312,9 @@ def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=Path, default=Path("runs/pretrain"))
-    parser.add_argument("--stage", choices=["all", "vae", "transformer", "export"], default="all")
+    parser.add_argument("--stage", choices=["all", "vae", "decoder", "transformer", "export"], default="all",
+                        help="all = vae, latents, transformer, export; decoder = sharpen the VAE decoder "
+                             "(encoder frozen, so it can run alongside the transformer)")
     parser.add_argument("--out", type=Path, default=Path("assets/shapes-flux"))
     for f in fields(PretrainConfig):
         parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
@@ -276,6 +332,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     vae = train_vae(work, cfg)
     if args.stage == "vae":
+        return
+    if args.stage == "decoder":
+        finetune_decoder(work, cfg)
         return
     data = encode_dataset(work, vae, cfg)
     train_transformer(work, vae, data, cfg)

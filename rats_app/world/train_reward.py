@@ -37,8 +37,8 @@ _CHOICES = {"size": SIZES, "color": COLORS, "shape": SHAPES, "position": POSITIO
 @dataclass
 class RewardTrainConfig:
     seed: int = 0
-    steps: int = 3000
-    batch: int = 48
+    steps: int = 2000
+    batch: int = 32
     lr: float = 1e-3
     hidden: int = 64
     layers: int = 3
@@ -64,10 +64,15 @@ def build_reward_model(cfg: RewardTrainConfig, tokenizer) -> CLIPModel:
 
 
 def _neighbour(scene: Scene, rng: np.random.Generator) -> Scene:
-    """The same scene with exactly one attribute changed (a hard negative), never a held-out one."""
+    """The same scene with exactly one attribute changed (a hard negative).
+
+    For a training scene the negative is never a held-out scene (those stay unseen in
+    pretraining); a held-out scene (evaluation only) may get any neighbour.
+    """
     attribute = ATTRIBUTES[rng.integers(len(ATTRIBUTES))]
     options = [Scene(**{**scene.__dict__, attribute: v}) for v in _CHOICES[attribute] if v != getattr(scene, attribute)]
-    options = [o for o in options if not o.held_out]
+    if not scene.held_out:
+        options = [o for o in options if not o.held_out]
     return options[rng.integers(len(options))]
 
 
@@ -133,14 +138,15 @@ def train(cfg: RewardTrainConfig, out: Path) -> dict:
             print(json.dumps({"step": step + 1, "loss": round(loss.item(), 4), "scale": round(scale.item(), 2),
                               "s": round(time.time() - started, 1)}), flush=True)
     model.eval().requires_grad_(False)
-    metrics = {"train_prompts_fresh_renders": pairwise_accuracy(reward, prompts, 1000, seed=10_001),
-               "held_out_prompts": pairwise_accuracy(reward, held_out_prompts(), 1000, seed=10_002),
-               "train_seconds": round(time.time() - started, 1)}
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)  # safetensors
+    model.save_pretrained(out)  # safetensors; saved before evaluation so nothing trained is lost
     tokenizer.save_pretrained(out)
     write_json(out / "preprocessor_config.json", {"image_mean": list(WORLD_NORMALIZATION.mean),
                                                   "image_std": list(WORLD_NORMALIZATION.std), "size": 64})
+    train_seconds = round(time.time() - started, 1)
+    metrics = {"train_prompts_fresh_renders": pairwise_accuracy(reward, prompts, 1000, seed=10_001),
+               "held_out_prompts": pairwise_accuracy(reward, held_out_prompts(), 1000, seed=10_002),
+               "train_seconds": train_seconds}
     write_json(out / "training.json", {"config": asdict(cfg), "metrics": metrics})
     print(json.dumps(metrics, indent=2))
     return metrics

@@ -1,0 +1,75 @@
+"""The shipped Shapes World artefacts: offline loading, size, teacher quality, reward behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rats_app.models import ASSETS, DEFAULT_MODEL
+
+PROMPT = "a large green triangle at the bottom left on a white background"
+
+
+def test_assets_fit_the_size_budget():
+    total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
+    assert total <= 60 * 2**20, f"assets/ is {total / 2**20:.1f} MiB"
+
+
+def test_teacher_loads_offline_in_plain_diffusers_and_is_right(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from diffusers import FluxPipeline
+
+    from rats_app.world.checker import check_image
+
+    defaults = json.loads((DEFAULT_MODEL / "call_defaults.json").read_text())
+    assert isinstance(defaults, dict) and all(isinstance(k, str) for k in defaults)
+    pipe = FluxPipeline.from_pretrained(DEFAULT_MODEL)
+    pipe.set_progress_bar_config(disable=True)
+    prompts = ["a small red circle at the top left on a white background", PROMPT,
+               "a large blue square at the center on a black background",
+               "a small yellow triangle at the bottom right on a gray background"] * 2
+    generators = [torch.Generator("cpu").manual_seed(i) for i in range(len(prompts))]
+    images = pipe(prompts, num_inference_steps=50, height=64, width=64, generator=generators, **defaults).images
+    correct = [check_image(np.asarray(im), p).correct for im, p in zip(images, prompts)]
+    assert sum(correct) >= 6, correct
+
+
+@pytest.fixture(scope="module")
+def shapes_reward():
+    from rats_app.rewards.registry import load_reward
+
+    return load_reward("shapes", device="cpu")
+
+
+def test_shapes_reward_prefers_right_prompt_and_clean_images(shapes_reward):
+    from rats_app.world import held_out_prompts
+    from rats_app.world.train_reward import pairwise_accuracy
+
+    accuracy = pairwise_accuracy(shapes_reward, held_out_prompts(), 64, seed=123)
+    assert accuracy["right_vs_wrong_prompt"] >= 0.9 and accuracy["clean_vs_degraded"] >= 0.9, accuracy
+
+
+def test_shapes_reward_is_differentiable_and_paths_agree(shapes_reward):
+    from rats_app.world import render
+
+    image = torch.from_numpy(render(PROMPT, seed=1)).permute(2, 0, 1)[None].float() / 255
+    image.requires_grad_(True)
+    score = shapes_reward.score(image, [PROMPT])
+    score.sum().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0
+    fast = shapes_reward.score_fast(image.detach(), [PROMPT])
+    assert torch.allclose(score.detach().cpu(), fast, atol=1e-5)
+    from PIL import Image
+
+    pil = Image.fromarray(render(PROMPT, seed=1))
+    assert torch.allclose(shapes_reward.score_fast([pil], [PROMPT]), fast, atol=1e-5)
+
+
+def test_reward_rejects_mismatched_batches(shapes_reward):
+    with pytest.raises(ValueError, match="2 images but 1 prompts"):
+        shapes_reward.score(torch.rand(2, 3, 64, 64), [PROMPT])
+    with pytest.raises(ValueError, match="RGB"):
+        shapes_reward.score(torch.rand(1, 4, 64, 64), [PROMPT])
