@@ -1,6 +1,8 @@
-"""The pure-Python API the CLI and the UI share: load models once, generate, score.
+"""The pure-Python API the CLI and the UI share: load models once, generate, score, compare.
 
 Nothing heavy happens at import time; models load on first use (thread-safe) and stay loaded.
+LoRAs are loaded once each as named adapters and switched per call under the lock, so several
+users can compare different LoRAs without reloading anything.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from rats_app.models import DEFAULT_MODEL, UserError, check_nfe, load_pipeline
+from rats_app.models import DEFAULT_MODEL, SHIPPED_RATS_LORA, LORA_WEIGHT_NAME, UserError, check_nfe, load_lora, load_pipeline, resolve_lora
 from rats_app.sampler import generate
 
+DEFAULT_SWEEP_NFES = (1, 2, 3, 4, 6, 8)
 
 
 @dataclass
@@ -23,20 +26,25 @@ class GeneratedImage:
     label: str
     nfe: int
     latency_ms: float
-    scores: dict[str, float | str] = field(default_factory=dict)  # reward name -> score or "unavailable: why"
+    scores: dict[str, float | str] = field(default_factory=dict)  # reward name -> score or "unavailable"
 
 
 class Studio:
-    """Holds one model (and its rewards) loaded once; generation is serialised by a lock."""
+    """One model (and its rewards and LoRAs) loaded once; generation is serialised by a lock."""
 
-    def __init__(self, model: str | Path = DEFAULT_MODEL, device: str | None = None):
+    def __init__(self, model: str | Path = DEFAULT_MODEL, device: str | None = None,
+                 reward_names: list[str] | None = None):
         self.model_path = Path(model)
         self.device = device
+        self.reward_names = reward_names
         self._lock = threading.RLock()
         self._pipe = None
         self._info = None
         self._rewards: dict[str, object] = {}
+        self._reward_errors: dict[str, str] = {}
+        self._adapters: dict[str, str] = {}   # LoRA file -> adapter name
 
+    # ------------------------------------------------------------------ loading
     def load(self):
         with self._lock:
             if self._pipe is None:
@@ -44,46 +52,105 @@ class Studio:
             return self._pipe, self._info
 
     @property
+    def loaded(self) -> bool:
+        return self._pipe is not None
+
+    @property
     def info(self):
         return self.load()[1]
 
-    def reward(self, name: str = "shapes"):
-        """The Shapes World reward (the registry of real rewards arrives with the rewards issue)."""
+    def rewards(self) -> dict[str, object]:
+        """Every reward that loads; failures are remembered (and shown) instead of retried."""
+        from rats_app.rewards.base import RewardUnavailable
+        from rats_app.rewards.registry import available_rewards, load_reward
+
         with self._lock:
-            if name not in self._rewards:
-                from rats_app.rewards.registry import load_reward
+            for name in self.reward_names or available_rewards():
+                if name in self._rewards or name in self._reward_errors:
+                    continue
+                try:
+                    self._rewards[name] = load_reward(name, device=self.device or "cpu")
+                except RewardUnavailable as exc:
+                    self._reward_errors[name] = str(exc)
+            return dict(self._rewards)
 
-                self._rewards[name] = load_reward(name, device="cpu")
-            return self._rewards[name]
+    def reward_errors(self) -> dict[str, str]:
+        self.rewards()
+        return dict(self._reward_errors)
 
-    def generate(self, prompt: str, seed: int, nfe: int, label: str) -> GeneratedImage:
+    def _use_lora(self, lora: str | Path | None) -> None:
+        """Activate one LoRA (loading it the first time) or none. Caller holds the lock."""
+        pipe = self._pipe
+        if lora is None:
+            if self._adapters:
+                pipe.disable_lora()
+            return
+        file = str(resolve_lora(lora))
+        if file not in self._adapters:
+            name = f"lora{len(self._adapters)}"
+            load_lora(pipe, file, adapter_name=name)
+            self._adapters[file] = name
+        pipe.enable_lora()
+        pipe.set_adapters([self._adapters[file]])
+
+    def check_lora(self, lora: str | Path) -> str:
+        """Load a LoRA now (so a mismatch is reported before any generation); returns its file."""
+        self.load()
+        with self._lock:
+            self._use_lora(lora)
+            self._use_lora(None)
+        return str(resolve_lora(lora))
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, prompt: str, seed: int, nfe: int, label: str, lora: str | Path | None = None) -> GeneratedImage:
         pipe, info = self.load()
         prompt = info.check_prompt(prompt)
         nfe = check_nfe(nfe)
         call = {"height": info.height, "width": info.width, **info.call_defaults}
-        with self._lock, torch.inference_mode():
+        with self._lock:
+            self._use_lora(lora)  # outside inference mode: adapters loaded there could never train or reload
             start = time.perf_counter()
             image = generate(pipe, [prompt], nfe, [int(seed)], **call)[0]
             latency = (time.perf_counter() - start) * 1000
         return GeneratedImage(image, label, nfe, latency)
 
     def score(self, items: list[GeneratedImage], prompt: str) -> None:
-        """Fill each item's scores with every reward we have (or why it is unavailable)."""
-        try:
-            reward = self.reward("shapes")
-        except Exception as exc:  # a missing reward is shown, never fatal
+        """Fill each item's scores: every reward that loads; unavailable ones say so."""
+        for name, reward in self.rewards().items():
+            values = reward.score_fast([item.image for item in items], [prompt] * len(items))
+            for item, value in zip(items, values.tolist()):
+                item.scores[name] = round(value, 3)
+        for name in self._reward_errors:
             for item in items:
-                item.scores["shapes"] = f"unavailable: {exc}"
-            return
-        values = reward.score_fast([item.image for item in items], [prompt] * len(items))
-        for item, value in zip(items, values.tolist()):
-            item.scores["shapes"] = round(value, 3)
+                item.scores[name] = "unavailable"
 
-    def compare(self, prompt: str, seed: int, nfe: int, teacher_nfe: int = 50) -> list[GeneratedImage]:
-        """Teacher @ teacher_nfe and baseline @ nfe from the same prompt, seed and noise."""
+    def default_lora(self) -> str | None:
+        return str(SHIPPED_RATS_LORA) if (SHIPPED_RATS_LORA / LORA_WEIGHT_NAME).exists() else None
+
+    def compare(self, prompt: str, seed: int, nfe: int, teacher_nfe: int = 50,
+                lora: str | Path | None = "shipped") -> list[GeneratedImage]:
+        """Teacher @ teacher_nfe, baseline @ nfe and RATS @ nfe: same prompt, seed and noise."""
         nfe, teacher_nfe = check_nfe(nfe, "nfe"), check_nfe(teacher_nfe, "teacher_nfe")
         if teacher_nfe < nfe:
             raise UserError(f"teacher NFE ({teacher_nfe}) must be at least the student NFE ({nfe})")
+        lora = self.default_lora() if lora == "shipped" else lora
         items = [self.generate(prompt, seed, teacher_nfe, "Teacher"), self.generate(prompt, seed, nfe, "Baseline")]
+        if lora is not None:
+            items.append(self.generate(prompt, seed, nfe, "RATS", lora=lora))
+        self.score(items, prompt)
+        return items
+
+    def sweep(self, prompt: str, seed: int, nfes=DEFAULT_SWEEP_NFES, teacher_nfe: int = 50,
+              lora: str | Path | None = "shipped") -> list[GeneratedImage]:
+        """Baseline and RATS at each NFE plus the teacher: the efficiency-quality frontier."""
+        nfes = sorted({check_nfe(n) for n in nfes})
+        if not nfes:
+            raise UserError("choose at least one NFE")
+        lora = self.default_lora() if lora == "shipped" else lora
+        items = [self.generate(prompt, seed, check_nfe(teacher_nfe, "teacher_nfe"), "Teacher")]
+        for n in nfes:
+            items.append(self.generate(prompt, seed, n, "Baseline"))
+            if lora is not None:
+                items.append(self.generate(prompt, seed, n, "RATS", lora=lora))
         self.score(items, prompt)
         return items

@@ -16,9 +16,22 @@ def studio(tiny_world_model_dir):
     return Studio(tiny_world_model_dir, device="cpu")
 
 
-def test_compare_gives_teacher_and_baseline_with_scores(studio, monkeypatch, tiny_world_reward):
+@pytest.fixture()
+def tiny_lora(tmp_path_factory, tiny_world_model_dir, tiny_world_reward):
+    """A LoRA trained for one step on the tiny model (so it changes the output)."""
+    from test_trainer import make_trainer
+
+    out = tmp_path_factory.mktemp("lora") / "run"
+    make_trainer(tiny_world_model_dir, tiny_world_reward, out, steps=1).train()
+    return out
+
+
+def test_compare_gives_three_columns_with_scores(studio, monkeypatch, tiny_world_reward, tiny_lora):
+    monkeypatch.setattr(studio, "reward_names", ["shapes"])
     monkeypatch.setitem(studio._rewards, "shapes", tiny_world_reward)
-    teacher, baseline = studio.compare(PROMPT, seed=5, nfe=2, teacher_nfe=6)
+    teacher, baseline, rats = studio.compare(PROMPT, seed=5, nfe=2, teacher_nfe=6, lora=tiny_lora)
+    assert (rats.label, rats.nfe) == ("RATS", 2)
+    assert not np.array_equal(np.asarray(rats.image), np.asarray(baseline.image))
     assert (teacher.label, teacher.nfe, baseline.label, baseline.nfe) == ("Teacher", 6, "Baseline", 2)
     assert teacher.image.size == (64, 64) and teacher.latency_ms > 0
     assert isinstance(teacher.scores["shapes"], float)
@@ -26,11 +39,39 @@ def test_compare_gives_teacher_and_baseline_with_scores(studio, monkeypatch, tin
     assert np.array_equal(np.asarray(again.image), np.asarray(baseline.image))
 
 
-def test_missing_reward_is_shown_not_fatal(studio, monkeypatch, tmp_path):
+def test_baseline_is_unchanged_after_a_lora_was_used(studio, tiny_lora):
+    before = studio.generate(PROMPT, 1, 2, "Baseline")
+    studio.generate(PROMPT, 1, 2, "RATS", lora=tiny_lora)
+    after = studio.generate(PROMPT, 1, 2, "Baseline")
+    assert np.array_equal(np.asarray(before.image), np.asarray(after.image))
+
+
+def test_missing_reward_is_shown_not_fatal(tiny_world_model_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("RATS_SHAPES_REWARD", str(tmp_path / "nowhere"))
-    studio._rewards.pop("shapes", None)
-    items = studio.compare(PROMPT, seed=0, nfe=1, teacher_nfe=2)
-    assert items[0].scores["shapes"].startswith("unavailable: shapes: no CLIP model at")
+    studio = Studio(tiny_world_model_dir, device="cpu", reward_names=["shapes"])
+    items = studio.compare(PROMPT, seed=0, nfe=1, teacher_nfe=2, lora=None)
+    assert items[0].scores["shapes"] == "unavailable"
+    assert studio.reward_errors()["shapes"].startswith("shapes: no CLIP model at")
+
+
+def test_sweep_orders_nfes_and_has_the_teacher(studio, tiny_lora):
+    items = studio.sweep(PROMPT, 0, nfes=[3, 1], teacher_nfe=4, lora=tiny_lora)
+    assert [(i.label, i.nfe) for i in items] == [("Teacher", 4), ("Baseline", 1), ("RATS", 1),
+                                                 ("Baseline", 3), ("RATS", 3)]
+
+
+def test_mismatched_lora_is_named(studio, tmp_path):
+    from safetensors.torch import save_file
+
+    import torch
+
+    bad = tmp_path / "bad.safetensors"
+    save_file({"transformer.nothing.lora_A.weight": torch.zeros(2, 2)}, bad)
+    with pytest.raises(UserError, match="bad.safetensors does not fit this model"):
+        studio.check_lora(bad)
+    with pytest.raises(UserError, match="must be a .safetensors file"):
+        (tmp_path / "x.bin").write_bytes(b"x")
+        studio.check_lora(tmp_path / "x.bin")
 
 
 @pytest.mark.parametrize("kwargs, message", [

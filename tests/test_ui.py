@@ -1,0 +1,185 @@
+"""The app: handlers called directly, the running app through gradio_client, and a real browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+
+import pytest
+
+from rats_app.api import Studio
+from rats_app.config import ConfigError
+from rats_app.jobs import JobManager
+from rats_app.models import UserError
+from rats_app.ui import handlers
+
+PROMPT = "a small red circle at the top left on a white background"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, tiny_world_model_dir, tiny_world_reward):
+    from test_trainer import PROMPTS, make_trainer
+
+    root = tmp_path_factory.mktemp("ui")
+    lora = root / "runs" / "cli-run"
+    make_trainer(tiny_world_model_dir, tiny_world_reward, lora, steps=1).train()
+    studio = Studio(tiny_world_model_dir, device="cpu", reward_names=["shapes", "hpsv2"])
+    studio._rewards["shapes"] = tiny_world_reward
+
+    def factory(config, out):
+        from rats_app.models import load_pipeline
+        from rats_app.trainer import RatsTrainer
+
+        config.model = str(tiny_world_model_dir)
+        pipe, _ = load_pipeline(tiny_world_model_dir, device="cpu")
+        return RatsTrainer(config, out, pipe=pipe, reward=tiny_world_reward, watch_rewards={}, prompts=PROMPTS)
+
+    jobs = JobManager(root / "runs" / "app", trainer_factory=factory)
+    return {"studio": studio, "jobs": jobs, "lora": lora, "root": root}
+
+
+# ------------------------------------------------------------------ handlers, directly
+def test_compare_handler_table(env):
+    items, headers, rows = handlers.compare(env["studio"], PROMPT, 3, 2, 4, str(env["lora"]))
+    assert headers[:3] == ["column", "nfe", "latency_ms"] and "shapes" in headers and "hpsv2" in headers
+    assert [r[0] for r in rows] == ["Teacher @ 4", "Baseline @ 2", "RATS @ 2"]
+    assert rows[0][headers.index("hpsv2")] == "unavailable"
+    assert env["studio"].reward_errors()["hpsv2"].startswith("hpsv2: ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("", 0, 2, 4), "empty prompt"),
+    (("a " * 200, 0, 2, 4), "prompt too long"),
+    (("a small red dragon at the center on a white background", 0, 2, 4), "unknown word 'dragon'"),
+    ((PROMPT, 0, 0, 4), "nfe must be between 1 and 1000"),
+    ((PROMPT, 0, 5, 4), "teacher NFE (4) must be at least the student NFE (5)"),
+    ((PROMPT, 1.5, 2, 4), "seed must be a non-negative integer"),
+    ((PROMPT, "abc", 2, 4), "seed must be an integer"),
+])
+def test_compare_handler_rejects_bad_input(env, args, message):
+    with pytest.raises(UserError) as info:
+        handlers.compare(env["studio"], *args, None)
+    assert message in str(info.value)
+
+
+def test_training_form_errors_name_the_field(env):
+    with pytest.raises(ConfigError, match="tau: -1.0 must be > 0.0"):
+        handlers.start_training(env["jobs"], {"tau": -1}, "Shapes World prompts", "", None)
+    with pytest.raises(UserError, match="typed prompt list is empty"):
+        handlers.start_training(env["jobs"], {}, "Typed list", "  \n", None)
+    with pytest.raises(UserError, match="steps must be an integer"):
+        handlers.start_training(env["jobs"], {"steps": 2.5}, "Shapes World prompts", "", None)
+
+
+def test_lora_upload_validation_keeps_nothing_bad(env, tmp_path):
+    studio, jobs = env["studio"], env["jobs"]
+    pickle = tmp_path / "lora.bin"
+    pickle.write_bytes(b"\x80\x04not a safetensors")
+    with pytest.raises(UserError, match="must be .safetensors"):
+        handlers.save_uploaded_lora(studio, str(pickle), jobs.uploads_dir)
+    from safetensors.torch import save_file
+    import torch
+
+    mismatched = tmp_path / "other.safetensors"
+    save_file({"transformer.foo.lora_A.weight": torch.zeros(2, 2)}, mismatched)
+    with pytest.raises(UserError, match="does not fit this model"):
+        handlers.save_uploaded_lora(studio, str(mismatched), jobs.uploads_dir)
+    assert not (jobs.uploads_dir / "other").exists()
+    good = tmp_path / "mine.safetensors"
+    shutil.copyfile(env["lora"] / "pytorch_lora_weights.safetensors", good)
+    target = handlers.save_uploaded_lora(studio, str(good), jobs.uploads_dir)
+    assert target in handlers.lora_choices(jobs).values()
+
+
+# ------------------------------------------------------------------ the running app
+@pytest.fixture(scope="module")
+def running_app(env):
+    from rats_app.ui.app import build_app
+
+    demo = build_app(env["studio"], env["jobs"])
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_gradio_client_compare_and_sweep(running_app):
+    from gradio_client import Client
+
+    client = Client(running_app, verbose=False)
+    teacher, baseline, rats, table = client.predict(PROMPT, 1, 2, 4, api_name="/compare")
+    assert all(str(p).endswith(".png") for p in (teacher, baseline, rats)), (teacher, baseline, rats)
+    assert table["headers"][:3] == ["column", "nfe", "latency_ms"] and len(table["data"]) == 3
+    gallery, plot, sweep_table = client.predict(PROMPT, 1, [1, 2], 4, api_name="/sweep")
+    assert len(gallery) == 5 and len(sweep_table["data"]) == 5
+    with pytest.raises(Exception, match="teacher NFE"):
+        client.predict(PROMPT, 1, 5, 4, api_name="/compare")
+    assert len(client.predict(PROMPT, 2, 1, 2, api_name="/compare")) == 4  # still serving
+
+
+# ------------------------------------------------------------------ a real browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+expect = None  # playwright's expect, imported with the browser
+
+
+@pytest.fixture(scope="module")
+def page(running_app):
+    global expect
+    from playwright.sync_api import expect
+
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is required for the browser tests (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(running_app)
+        page.get_by_text("Model loaded").wait_for(timeout=60_000)
+        yield page
+        browser.close()
+
+
+def test_browser_compare(page, tmp_path):
+    box = page.locator("#prompt textarea")
+    box.fill("a large blue square at the center on a gray background")
+    page.locator("#compare-button").click()
+    for elem in ("#teacher-image img", "#baseline-image img", "#rats-image img"):
+        page.locator(elem).wait_for(timeout=60_000)
+    expect(page.locator("#scores")).to_contain_text("Teacher @ 50", timeout=30_000)
+    table = page.locator("#scores").inner_text()
+    assert "Baseline @ 3" in table and "RATS @ 3" in table and "shapes" in table
+    page.screenshot(path=str(tmp_path / "compare.png"))
+
+
+def test_browser_bad_input_shows_error_and_keeps_serving(page):
+    page.locator("#prompt textarea").fill("a small red dragon at the center on a white background")
+    page.locator("#compare-button").click()
+    page.get_by_text("unknown word 'dragon'").first.wait_for(timeout=30_000)
+    page.locator("#prompt textarea").fill(PROMPT)
+    page.locator("#compare-button").click()
+    expect(page.locator("#scores")).to_contain_text("Teacher @ 50", timeout=60_000)
+
+
+def test_browser_train_tab_run_appears_in_compare(page, env):
+    page.get_by_role("tab", name="Train").click()
+    steps = page.locator("#train-steps input")
+    steps.fill("2")
+    steps.press("Tab")  # Gradio's Number commits its value on blur
+    page.locator("#train-start").click()
+    expect(page.locator("#train-progress")).to_contain_text("finished", timeout=120_000)
+    run_dir = env["jobs"].state.output_dir
+    assert json.loads((__import__("pathlib").Path(run_dir) / "run.json").read_text())["status"] == "finished"
+    page.get_by_role("tab", name="Compare").click()
+    selected = page.locator("#lora-select input").input_value()
+    assert "(finished)" in selected and "app/" in selected
