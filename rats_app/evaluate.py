@@ -1,0 +1,233 @@
+"""Evaluate variants x NFEs: every reward (mean, 95 % CI), and on Shapes World the checker's rates.
+
+    python -m rats_app.evaluate --out-dir runs/eval --lora rats=assets/shapes-flux-rats \\
+        --prompts world-train --nfe 3 5 8 --teacher-nfe 50 --images 120
+
+Variants: ``baseline`` (the model alone) and every ``--lora NAME=PATH`` at each NFE, plus the
+``teacher`` (the model alone at --teacher-nfe). Prompts: ``world-train``, ``world-heldout``,
+``world`` (both), or a text file (one prompt per line; e.g. the HPSv2 benchmark prompts).
+Images are cached as PNGs under --out-dir, so an interrupted run resumes where it stopped.
+Writes results.md / results.csv / results.json (rows variant x NFE, deltas vs the baseline at
+the same NFE) and frontier.png (reward vs NFE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rats_app.models import DEFAULT_MODEL, UserError, check_nfe, read_model_info, resolve_lora
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    lora: str | None
+    nfe: int
+
+
+def parse_lora(spec: str) -> tuple[str, str]:
+    if "=" not in spec:
+        raise UserError(f"--lora takes NAME=PATH, got {spec!r}")
+    name, path = spec.split("=", 1)
+    if not name or name in ("baseline", "teacher") or not name.replace("-", "").replace("_", "").isalnum():
+        raise UserError(f"--lora name {name!r} must be a word other than 'baseline' and 'teacher'")
+    return name, str(resolve_lora(path))
+
+
+def load_prompts(source: str, count: int | None, seed: int = 0) -> list[str]:
+    from rats_app.world.prompts import held_out_prompts, training_prompts
+
+    sets = {"world-train": training_prompts, "world-heldout": held_out_prompts,
+            "world": lambda: training_prompts() + held_out_prompts()}
+    if source in sets:
+        prompts = sets[source]()
+    else:
+        from rats_app.generate import read_prompts
+
+        prompts = read_prompts(source)
+    if count is None:
+        return prompts
+    order = np.random.default_rng(seed).permutation(len(prompts))
+    return [prompts[order[i % len(prompts)]] for i in range(count)]  # cycled: all before any repeat
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its normal-approximation 95 % confidence interval."""
+    array = np.asarray(values, dtype=float)
+    if len(array) < 2:
+        return float(array.mean()) if len(array) else float("nan"), float("nan")
+    return float(array.mean()), float(1.96 * array.std(ddof=1) / math.sqrt(len(array)))
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    nfes = sorted({check_nfe(n) for n in args.nfe})
+    teacher_nfe = check_nfe(args.teacher_nfe, "--teacher-nfe")
+    info = read_model_info(args.model)
+    loras = dict(parse_lora(s) for s in args.lora)
+    prompts = [info.check_prompt(p) for p in load_prompts(args.prompts, args.images, args.seed)]
+    out = Path(args.out_dir)
+    variants = [Variant("teacher", None, teacher_nfe)] + [Variant("baseline", None, n) for n in nfes]
+    variants += [Variant(name, path, n) for name, path in loras.items() for n in nfes]
+
+    from tqdm import tqdm
+
+    from rats_app.api import Studio
+
+    studio = Studio(args.model, device=args.device, reward_names=args.rewards or None)
+    pipe, _ = studio.load()
+    for name, path in loras.items():  # a LoRA that does not fit fails here, before any image is made
+        studio.check_lora(path)
+    world = info.vocabulary is not None
+    rows = []
+    with tqdm(total=len(variants) * len(prompts), unit="img", disable=args.quiet) as bar:
+        for v in variants:
+            images = _images(studio, v, prompts, args.seed, out / "images" / v.name / f"nfe{v.nfe:03d}", bar)
+            rows.append(_measure(studio, v, prompts, images, world))
+    _add_deltas(rows)
+    write_tables(rows, out, meta={"model": str(args.model), "prompts": args.prompts, "images": len(prompts),
+                                  "seed": args.seed, "loras": loras, "reward_errors": studio.reward_errors()})
+    return rows
+
+
+def _images(studio, variant: Variant, prompts: list[str], seed: int, folder: Path, bar) -> list:
+    from PIL import Image
+
+    from rats_app.generate import save_png
+
+    images = []
+    for i, prompt in enumerate(prompts):
+        path = folder / f"{i:04d}.png"
+        if path.exists():  # resumable: cached from an earlier, interrupted run
+            images.append(Image.open(path).convert("RGB"))
+        else:
+            image = studio.generate(prompt, seed + i, variant.nfe, variant.name, lora=variant.lora).image
+            save_png(image, path)
+            images.append(image)
+        bar.update(1)
+    return images
+
+
+def _measure(studio, variant: Variant, prompts: list[str], images: list, world: bool) -> dict:
+    row = {"variant": variant.name, "nfe": variant.nfe, "n": len(images)}
+    for name, reward in studio.rewards().items():
+        scores = []
+        for start in range(0, len(images), 32):
+            scores += reward.score_fast(images[start:start + 32], prompts[start:start + 32]).tolist()
+        row[name], row[f"{name}_ci"] = mean_ci(scores)
+    if world:
+        from rats_app.world.checker import check_image
+
+        checks = [check_image(np.asarray(im), p) for im, p in zip(images, prompts)]
+        for key, values in (("correct", [c.correct for c in checks]), ("clean", [c.clean for c in checks])):
+            row[key], row[f"{key}_ci"] = mean_ci([100.0 * v for v in values])
+    return row
+
+
+def _add_deltas(rows: list[dict]) -> None:
+    baseline = {r["nfe"]: r for r in rows if r["variant"] == "baseline"}
+    for r in rows:
+        base = baseline.get(r["nfe"])
+        for key in [k for k in r if k not in ("variant", "nfe", "n") and not k.endswith("_ci")]:
+            r[f"{key}_delta"] = r[key] - base[key] if base and r["variant"] != "baseline" else None
+
+
+def metric_keys(rows: list[dict]) -> list[str]:
+    return [k for k in rows[0] if k not in ("variant", "nfe", "n") and not k.endswith(("_ci", "_delta"))]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    keys = metric_keys(rows)
+    header = "| variant | NFE | n | " + " | ".join(f"{k} (95 % CI)" for k in keys) + " |"
+    lines = [header, "|---|---|---|" + "---|" * len(keys)]
+    for r in rows:
+        cells = []
+        for k in keys:
+            delta = r.get(f"{k}_delta")
+            cells.append(f"{r[k]:.2f} ± {r[f'{k}_ci']:.2f}" + (f" ({delta:+.2f})" if delta is not None else ""))
+        lines.append(f"| {r['variant']} | {r['nfe']} | {r['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(rows: list[dict], out: Path, meta: dict) -> None:
+    from rats_app.io import write_json, write_text
+
+    write_text(out / "results.md", markdown_table(rows) + "\nDeltas in parentheses: vs the baseline at the same NFE.\n")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / "results.csv", buffer.getvalue())
+    write_json(out / "results.json", {"meta": meta, "rows": rows})
+    frontier(rows, out / "frontier.png")
+
+
+def frontier(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = metric_keys(rows)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name in dict.fromkeys(r["variant"] for r in rows if r["variant"] != "teacher"):
+            pts = sorted((r["nfe"], r[key], r[f"{key}_ci"]) for r in rows if r["variant"] == name)
+            x, y, e = zip(*pts)
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=name)
+        for r in rows:
+            if r["variant"] == "teacher":
+                ax.axhline(r[key], color="gray", linestyle=":", label=f"teacher @ {r['nfe']}")
+        ax.set_xlabel("NFE")
+        ax.set_title(key)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    from rats_app.io import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rats_app.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--lora", action="append", default=[], help="NAME=PATH (repeatable)")
+    parser.add_argument("--prompts", default="world-train", help="world-train | world-heldout | world | FILE")
+    parser.add_argument("--images", type=int, default=None, help="images per (variant, NFE); default: one per prompt")
+    parser.add_argument("--nfe", type=int, nargs="+", default=[3, 5, 8])
+    parser.add_argument("--teacher-nfe", type=int, default=50)
+    parser.add_argument("--rewards", nargs="*", default=None, help="reward names (default: every available)")
+    parser.add_argument("--seed", type=int, default=0, help="image i uses seed S + i")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.images is not None and args.images < 1:
+            raise UserError(f"--images must be >= 1, got {args.images}")
+        rows = run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown_table(rows))
+    print(f"tables and frontier.png in {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

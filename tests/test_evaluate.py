@@ -1,0 +1,72 @@
+"""python -m rats_app.evaluate: tables, resume from cached images, errors before any work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rats_app.evaluate import main, mean_ci
+
+
+def test_mean_ci():
+    mean, ci = mean_ci([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5 and ci == pytest.approx(1.96 * 1.2909944 / 2, rel=1e-6)
+
+
+@pytest.fixture()
+def tiny_env(tmp_path, tiny_world_model_dir, tiny_world_reward, monkeypatch):
+    from test_trainer import make_trainer
+
+    reward_dir = tmp_path / "reward"
+    tiny_world_reward.model.save_pretrained(reward_dir)
+    tiny_world_reward.tokenizer.save_pretrained(reward_dir)
+    monkeypatch.setenv("RATS_SHAPES_REWARD", str(reward_dir))
+    lora = tmp_path / "lora"
+    make_trainer(tiny_world_model_dir, tiny_world_reward, lora, steps=1).train()
+    return tmp_path, tiny_world_model_dir, lora
+
+
+def test_evaluate_writes_paper_style_tables_and_resumes(tiny_env, capsys):
+    tmp, model, lora = tiny_env
+    out = tmp / "eval"
+    args = ["--out-dir", str(out), "--model", str(model), "--lora", f"rats={lora}", "--prompts", "world-heldout",
+            "--images", "3", "--nfe", "2", "1", "--teacher-nfe", "4", "--rewards", "shapes", "--quiet"]
+    assert main(args) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert [(r["variant"], r["nfe"]) for r in data["rows"]] == [
+        ("teacher", 4), ("baseline", 1), ("baseline", 2), ("rats", 1), ("rats", 2)]
+    row = data["rows"][3]
+    assert {"shapes", "shapes_ci", "shapes_delta", "correct", "clean"} <= set(row) and row["n"] == 3
+    assert data["rows"][1]["shapes_delta"] is None  # the baseline is the reference
+    assert (out / "results.md").read_text().startswith("| variant | NFE | n |")
+    assert (out / "results.csv").exists() and (out / "frontier.png").stat().st_size > 1000
+    cached = sorted((out / "images").rglob("*.png"))
+    assert len(cached) == 15
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    assert main(args) == 0  # resumes: nothing regenerated
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--nfe", "0", "3"], "nfe must be between 1 and 1000, got 0"),
+    (["--nfe", "-2"], "nfe must be between 1 and 1000, got -2"),
+    (["--prompts", "EMPTY"], "no prompts"),
+    (["--prompts", "BINARY"], "not UTF-8 text"),
+    (["--lora", "bad=BADLORA"], "does not fit this model"),
+    (["--lora", "noequals"], "NAME=PATH"),
+])
+def test_bad_input_fails_before_any_work(tiny_env, capsys, extra, message):
+    tmp, model, _ = tiny_env
+    (tmp / "empty.txt").write_text("\n \n")
+    (tmp / "binary.txt").write_bytes(b"\xff\xfe\x00\x81")
+    from safetensors.torch import save_file
+    import torch
+
+    save_file({"transformer.nope.lora_A.weight": torch.zeros(2, 2)}, tmp / "bad.safetensors")
+    extra = [{"EMPTY": str(tmp / "empty.txt"), "BINARY": str(tmp / "binary.txt"),
+              "bad=BADLORA": f"bad={tmp / 'bad.safetensors'}"}.get(x, x) for x in extra]
+    out = tmp / "eval-bad"
+    assert main(["--out-dir", str(out), "--model", str(model), "--images", "2", "--quiet", *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "images").exists()
