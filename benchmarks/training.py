@@ -1,0 +1,64 @@
+"""Training step time, images per second and peak memory for the rats, distill and reward presets.
+
+    python benchmarks/training.py [--steps 20] [--batch-size 8] [--teacher-steps 12]
+
+Each preset runs in its own process (peak memory is a per-process high-water mark), on the
+Shapes World default, with the same batch and step count. Peak memory is the process's peak
+resident set on CPU (torch.cuda.max_memory_allocated on GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import json, os, statistics, sys, torch
+from rats_app.config import TrainConfig
+from rats_app.trainer import RatsTrainer
+from rats_app.run_dir import prepare
+from rats_app.trainer import peak_memory_mb
+cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
+out = sys.argv[2]
+prepare(out, cfg, resume=False)
+trainer = RatsTrainer(cfg, out)
+before = peak_memory_mb(trainer.device)
+times = []
+trainer.train(progress=lambda m: times.append(m.step_time))
+steady = times[2:] or times
+print(json.dumps({"step_s": statistics.median(steady), "images_per_s": cfg.batch_size / statistics.median(steady),
+                  "peak_mb": peak_memory_mb(trainer.device), "peak_mb_before_training": before}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--teacher-steps", type=int, default=12)
+    args = parser.parse_args()
+    results = {}
+    for preset in ("rats", "distill", "reward"):
+        cfg = {"preset": preset, "steps": args.steps, "batch_size": args.batch_size,
+               "teacher_steps": args.teacher_steps, "sample_every": 0, "checkpoint_every": 10_000}
+        with tempfile.TemporaryDirectory() as tmp:
+            out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), os.path.join(tmp, "run")],
+                                 capture_output=True, text=True, check=True)
+        results[preset] = json.loads(out.stdout.strip().splitlines()[-1])
+    import torch
+
+    print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, batch {args.batch_size}, "
+          f"{args.steps} steps, teacher steps {args.teacher_steps}\n")
+    print("| preset | step time s | images / s | peak memory MB | vs reward |")
+    print("|---|---|---|---|---|")
+    for preset, r in results.items():
+        ratio = r["peak_mb"] / results["reward"]["peak_mb"]
+        print(f"| {preset} | {r['step_s']:.2f} | {r['images_per_s']:.1f} | {r['peak_mb']:.0f} | {ratio:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
