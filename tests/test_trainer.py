@@ -124,3 +124,19 @@ def test_presets_run(tmp_path, tiny_world_model_dir, tiny_world_reward, preset):
         assert seen[0].reward_teacher is None and seen[0].matching == 0.0
     else:
         assert seen[0].gate_mean == 1.0
+
+
+def test_watch_rewards_are_logged_every_n_steps(tmp_path, tiny_world_model_dir, tiny_world_reward):
+    """The hacking watch: other rewards scored on the same student images every watch_every steps."""
+    config = TrainConfig.from_dict({"model": str(tiny_world_model_dir), "steps": 4, "batch_size": 1,
+                                    "teacher_steps": 3, "sample_every": 0, "checkpoint_every": 10,
+                                    "lora_rank": 2, "device": "cpu", "watch_every": 2})
+    prepare(tmp_path / "run", config, False)
+    pipe, _ = load_pipeline(tiny_world_model_dir, device="cpu")
+    trainer = RatsTrainer(config, tmp_path / "run", pipe=pipe, reward=tiny_world_reward,
+                          watch_rewards={"other": tiny_world_reward}, prompts=PROMPTS)
+    seen = []
+    trainer.train(progress=seen.append)
+    assert [sorted(m.watch) for m in seen] == [[], ["other"], [], ["other"]]
+    # Scored on the very images the trained reward saw: the same reward gives the same mean.
+    assert seen[1].watch["other"] == pytest.approx(seen[1].reward_student, rel=1e-5)
