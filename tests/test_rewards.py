@@ -127,3 +127,16 @@ def test_pickled_only_or_non_clip_model_dirs_are_refused(real_paths, monkeypatch
         f.rename(f.with_suffix(".bin"))
     with pytest.raises(RewardUnavailable, match="has no .safetensors weights"):
         load_reward("pickscore", device="cpu", cache=False)
+
+
+def test_hpsv2_uses_the_hpsv2_package_cache(real_paths, monkeypatch, tmp_path):
+    """A checkpoint that hpsv2.score() downloaded earlier is found without any setting."""
+    import shutil
+
+    cache = tmp_path / "hps-cache"
+    cache.mkdir()
+    shutil.copyfile(real_paths / "HPS_v2_compressed.pt", cache / "HPS_v2_compressed.pt")
+    monkeypatch.delenv("RATS_HPSV2_CHECKPOINT")
+    monkeypatch.setenv("HPS_ROOT", str(cache))
+    reward = load_reward("hpsv2", device="cpu", cache=False)
+    assert reward.score_fast(torch.rand(1, 3, 32, 32), PROMPTS[:1]).shape == (1,)

@@ -1,7 +1,8 @@
 """HPSv2 (v2.0 and v2.1): Human Preference Score, an open_clip ViT-H-14 fine-tune.
 
 Score = 100 * cos(image, text) — the HPS the paper reports (hpsv2.score returns it / 100).
-Weights: the file named by RATS_HPSV2_CHECKPOINT (or RATS_HPSV2_1_CHECKPOINT for v2.1), else
+Weights: the file named by RATS_HPSV2_CHECKPOINT (or RATS_HPSV2_1_CHECKPOINT for v2.1), else the
+copy the hpsv2 package downloaded into its cache (``hpsv2.utils.root_path``, ~/.cache/hpsv2), else
 ``HPS_v2_compressed.pt`` / ``HPS_v2.1_compressed.pt`` from the hub repo ``xswu/HPSv2``. The
 checkpoint is read with ``torch.load(weights_only=True)`` (or safetensors) and converted to a
 transformers CLIP, so scoring needs neither torchvision nor the LAION download that
@@ -12,6 +13,7 @@ default ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``; the hpsv2 wheel does not ship
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
@@ -24,6 +26,16 @@ HUB_REPO = "xswu/HPSv2"
 VERSIONS = {"v2.0": ("HPS_v2_compressed.pt", "RATS_HPSV2_CHECKPOINT"),
             "v2.1": ("HPS_v2.1_compressed.pt", "RATS_HPSV2_1_CHECKPOINT")}
 DEFAULT_TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+
+
+def hpsv2_cache_dir() -> Path:
+    """Where the hpsv2 package keeps downloaded checkpoints (its ``root_path``), if it imports."""
+    try:
+        from hpsv2.utils import root_path  # the package, where it works
+
+        return Path(root_path)
+    except Exception:  # not installed, or it cannot import here (it needs torchvision)
+        return Path(os.environ.get("HPS_ROOT", Path.home() / ".cache" / "hpsv2"))
 
 
 def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
@@ -49,7 +61,11 @@ def load_hpsv2(version: str = "v2.1", device: str | None = None, dtype: torch.dt
         raise RewardUnavailable(f"unknown HPSv2 version {version!r}; expected one of {sorted(VERSIONS)}")
     filename, env = VERSIONS[version]
     name = "hpsv2" if version == "v2.0" else "hpsv2.1"
-    path = resolve_file(name, checkpoint or os.environ.get(env, filename), env, hub_repo=HUB_REPO)
+    requested = checkpoint or os.environ.get(env)
+    cached = hpsv2_cache_dir() / filename  # a checkpoint hpsv2.score() downloaded earlier
+    if requested is None and cached.is_file():
+        requested = str(cached)
+    path = resolve_file(name, requested or filename, env, hub_repo=HUB_REPO)
     tokenizer_dir = resolve_dir(name, tokenizer or os.environ.get("RATS_HPSV2_TOKENIZER", DEFAULT_TOKENIZER),
                                 "RATS_HPSV2_TOKENIZER")
     try:
