@@ -1,0 +1,100 @@
+"""Export a diffusers-format LoRA in the kohya / ComfyUI key format.
+
+    python -m rats_app.lora_export --lora runs/my-rats --out my-rats-comfyui.safetensors
+
+diffusers: ``transformer.<module>.lora_A.weight`` / ``.lora_B.weight`` (scale from the adapter
+metadata). kohya / ComfyUI: ``lora_transformer_<module with dots as underscores>.lora_down.weight``
+/ ``.lora_up.weight`` plus an ``.alpha`` scalar per module, the naming ComfyUI reads for FLUX
+LoRAs (OneTrainer style). The mapping is one-to-one and invertible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from rats_app.models import UserError, resolve_lora
+
+PREFIX = "lora_transformer_"
+
+
+def diffusers_to_kohya(state: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, tensor in state.items():
+        if not key.startswith("transformer.") or not key.endswith((".lora_A.weight", ".lora_B.weight")):
+            raise UserError(f"not a diffusers transformer LoRA key: {key}")
+        module, kind = key[len("transformer."):].rsplit(".lora_", 1)
+        name = PREFIX + module.replace(".", "_")
+        out[f"{name}.{'lora_down' if kind.startswith('A') else 'lora_up'}.weight"] = tensor
+        out[f"{name}.alpha"] = torch.tensor(float(alpha))
+    return out
+
+
+def kohya_to_diffusers(state: dict[str, torch.Tensor], module_names: list[str]) -> dict[str, torch.Tensor]:
+    """Inverse mapping; underscores are ambiguous, so the model's module names disambiguate."""
+    by_flat = {PREFIX + m.replace(".", "_"): m for m in module_names}
+    out = {}
+    for key, tensor in state.items():
+        name, kind = key.split(".", 1)
+        if kind == "alpha":
+            continue
+        if name not in by_flat:
+            raise UserError(f"kohya key {key} matches no module of this model")
+        suffix = "lora_A.weight" if kind == "lora_down.weight" else "lora_B.weight"
+        out[f"transformer.{by_flat[name]}.{suffix}"] = tensor
+    return out
+
+
+def read_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], float | None]:
+    """Tensors and lora_alpha (from diffusers' adapter metadata) of a LoRA file or directory."""
+    file = resolve_lora(path)
+    with safe_open(str(file), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata() or {}
+    alpha = None
+    for value in meta.values():
+        try:
+            data = json.loads(value)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(data, dict):  # diffusers prefixes the adapter config keys with "transformer."
+            for key in ("lora_alpha", "transformer.lora_alpha"):
+                if key in data:
+                    alpha = float(data[key])
+    return state, alpha
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rats_app.lora_export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lora", required=True, help="diffusers LoRA directory or .safetensors file")
+    parser.add_argument("--out", required=True, help="output .safetensors (kohya / ComfyUI keys)")
+    parser.add_argument("--alpha", type=float, default=None, help="override lora_alpha (default: from metadata)")
+    args = parser.parse_args(argv)
+    try:
+        state, alpha = read_lora(args.lora)
+        alpha = args.alpha if args.alpha is not None else alpha
+        if alpha is None:
+            raise UserError("the LoRA has no lora_alpha metadata; pass --alpha (usually the rank)")
+        if not args.out.endswith(".safetensors"):
+            raise UserError(f"--out must end in .safetensors, got {args.out}")
+        converted = diffusers_to_kohya(state, alpha)
+        from safetensors.torch import save_file
+
+        from rats_app.io import atomic_write
+
+        atomic_write(args.out, lambda tmp: save_file(converted, tmp, metadata={"format": "pt"}))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(converted)} tensors to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
