@@ -167,35 +167,9 @@ def write_tables(rows: list[dict], out: Path, meta: dict) -> None:
     writer.writerows(rows)
     write_text(out / "results.csv", buffer.getvalue())
     write_json(out / "results.json", {"meta": meta, "rows": rows})
-    frontier(rows, out / "frontier.png")
+    from rats_app.plots import frontier_figure, save_figure
 
-
-def frontier(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = metric_keys(rows)
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        for name in dict.fromkeys(r["variant"] for r in rows if r["variant"] != "teacher"):
-            pts = sorted((r["nfe"], r[key], r[f"{key}_ci"]) for r in rows if r["variant"] == name)
-            x, y, e = zip(*pts)
-            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=name)
-        for r in rows:
-            if r["variant"] == "teacher":
-                ax.axhline(r[key], color="gray", linestyle=":", label=f"teacher @ {r['nfe']}")
-        ax.set_xlabel("NFE")
-        ax.set_title(key)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    from rats_app.io import atomic_write
-
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+    save_figure(frontier_figure(rows, metric_keys(rows)), out / "frontier.png")
 
 
 def build_parser() -> argparse.ArgumentParser:

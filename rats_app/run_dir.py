@@ -7,6 +7,7 @@
     DIR/checkpoint/state.pt                LoRA, EMA, optimizer, step (read with weights_only=True)
     DIR/run.json                           status: running / finished / stopped
     DIR/README.md                          model card
+    DIR/curves.png                         R_S, R_T, gate and matching loss per step
 
 A new run refuses a non-empty directory; ``resume`` continues only a run with the same config
 (``steps`` may grow). Every file is written atomically.
@@ -114,6 +115,12 @@ class RunDirectory:
         write_json(self.path / "run.json", {"status": "stopped" if stopped else "finished", "step": trainer.step,
                                             "processes": processes})
         write_text(self.path / "README.md", model_card(trainer, stopped))
+        metrics = self.path / "metrics.jsonl"
+        if metrics.exists():
+            from rats_app.plots import curves_figure, save_figure
+
+            rows = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
+            save_figure(curves_figure(rows), self.path / "curves.png")
 
 
 def _default_sample_prompts(trainer) -> list[str]:

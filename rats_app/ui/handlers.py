@@ -6,7 +6,6 @@ errors shown in the page. Tests call these directly, without a browser.
 
 from __future__ import annotations
 
-import io
 import math
 import shutil
 from pathlib import Path
@@ -71,28 +70,14 @@ def sweep(studio: Studio, prompt, seed, nfes, teacher_nfe, lora):
 
 
 def frontier_plot(items: list[GeneratedImage]):
-    """Each reward against NFE: baseline and RATS lines, the teacher as a horizontal line."""
-    import matplotlib
+    """Each numeric reward against NFE: baseline and RATS lines, the teacher dotted."""
+    from rats_app.plots import frontier_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    rows = [{"variant": i.label, "nfe": i.nfe, **i.scores} for i in items]
+    for row in rows:
+        row["variant"] = row["variant"].lower()
     rewards = [r for r in items[0].scores if isinstance(items[0].scores[r], float)] if items else []
-    fig, axes = plt.subplots(1, max(1, len(rewards)), figsize=(5 * max(1, len(rewards)), 3.2), squeeze=False)
-    for ax, reward in zip(axes[0], rewards):
-        for label, style in (("Baseline", "o--"), ("RATS", "o-")):
-            points = [(i.nfe, i.scores[reward]) for i in items if i.label == label]
-            if points:
-                ax.plot(*zip(*points), style, label=label)
-        for i in items:
-            if i.label == "Teacher":
-                ax.axhline(i.scores[reward], color="gray", linestyle=":", label=f"Teacher @ {i.nfe}")
-        ax.set_xlabel("NFE")
-        ax.set_ylabel(reward)
-        ax.set_title(f"{reward} vs NFE")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return frontier_figure(rows, rewards)
 
 
 def read_prompt_source(source: str, typed: str, upload_path: str | None, uploads_dir: Path) -> str:
@@ -167,38 +152,9 @@ def lora_choices(jobs: JobManager) -> dict[str, str]:
 
 
 def metrics_plot(metrics: list[dict]):
-    """Live curves of a run: R_S, R_T, gate, matching loss, watch rewards."""
-    import matplotlib
+    from rats_app.plots import curves_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3))
-    steps = [m["step"] for m in metrics]
-    series = {"R_S (student)": "reward_student", "R_T (teacher)": "reward_teacher"}
-    for label, key in series.items():
-        pts = [(m["step"], m[key]) for m in metrics if m.get(key) is not None]
-        if pts:
-            axes[0].plot(*zip(*pts), label=label)
-    watch = sorted({k for m in metrics for k in m.get("watch", {})})
-    for name in watch:
-        pts = [(m["step"], m["watch"][name]) for m in metrics if name in m.get("watch", {})]
-        axes[0].plot(*zip(*pts), "--", label=f"watch: {name}")
-    axes[0].set_title("rewards")
-    gate = [(m["step"], m["gate_mean"]) for m in metrics if m.get("gate_mean") is not None]
-    if gate:
-        axes[1].plot(*zip(*gate))
-    axes[1].set_ylim(0, 1)
-    axes[1].set_title("gate mean")
-    if steps:
-        axes[2].plot(steps, [m["matching"] for m in metrics])
-    axes[2].set_title("matching loss")
-    for ax in axes:
-        ax.set_xlabel("step")
-    if metrics:
-        axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return curves_figure(metrics)
 
 
 def progress_text(jobs: JobManager) -> str:
@@ -211,9 +167,3 @@ def progress_text(jobs: JobManager) -> str:
     detail = (f" — R_S {last['reward_student']:.3f}" if last else "")
     message = f"\n\n{s.message}" if s.message else ""
     return f"**{s.status}**: step {s.step} / {s.total}{eta_text}{detail} — `{s.output_dir}`{message}"
-
-
-def image_bytes(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
