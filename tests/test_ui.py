@@ -183,3 +183,24 @@ def test_browser_train_tab_run_appears_in_compare(page, env):
     page.get_by_role("tab", name="Compare").click()
     selected = page.locator("#lora-select input").input_value()
     assert "(finished)" in selected and "app/" in selected
+
+
+def test_zero_gpu_space_wraps_inference_and_disables_training(env, monkeypatch):
+    """On ZeroGPU Spaces: spaces.GPU around inference, training refused with a clear message."""
+    import sys
+    import types
+
+    wrapped = []
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda duration=60: (lambda fn: wrapped.append(fn.__name__) or fn)
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    from rats_app.ui.app import ZERO_GPU_MESSAGE, build_app
+
+    demo = build_app(env["studio"], env["jobs"])
+    assert wrapped == ["compare", "sweep"]
+    train = next(fn.fn for fn in demo.fns.values() if fn.api_name == "train")
+    with pytest.raises(Exception, match="Training is disabled on ZeroGPU Spaces"):
+        train("rats", 3, 48, 1.0, 1.0, "soft", 0.05, 8, 1e-3, 2, 8, 0.95, 0, "shapes", [],
+              "Shapes World prompts", "", None)
+    assert "ZeroGPU" in ZERO_GPU_MESSAGE

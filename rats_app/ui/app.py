@@ -7,6 +7,7 @@ Per-user choices (the selected LoRA) live in session state.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 
@@ -25,6 +26,23 @@ EXAMPLES = [training_prompts()[0], training_prompts()[250], training_prompts()[4
 NO_LORA = "none (base model)"
 TRAIN_FIELDS = ["preset", "student_steps", "teacher_steps", "alpha", "tau", "gate", "reward_weight", "lora_rank",
                 "learning_rate", "steps", "batch_size", "ema_decay", "seed", "reward", "watch_rewards"]
+
+
+ZERO_GPU_MESSAGE = ("Training is disabled on ZeroGPU Spaces: each GPU call there is capped at minutes. "
+                    "Run RATS Studio locally or on a Space with a dedicated GPU to train.")
+
+
+def on_zero_gpu() -> bool:
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true", "yes")
+
+
+def _gpu(fn, duration: int = 120):
+    """On Hugging Face Spaces (the ``spaces`` package present) inference runs under spaces.GPU."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(duration=duration)(fn)
 
 
 def _errors_shown(fn):
@@ -65,12 +83,14 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
         return handlers.lora_choices(jobs).get(label)
 
     @_errors_shown
+    @_gpu
     def compare(prompt, seed, nfe, teacher_nfe, lora_dir):
         items, headers, rows = handlers.compare(studio, prompt, seed, nfe, teacher_nfe, lora_dir)
         images = [i.image for i in items] + [None] * (3 - len(items))
         return (*images, {"headers": headers, "data": rows})
 
     @_errors_shown
+    @_gpu
     def sweep(prompt, seed, nfes, teacher_nfe, lora_dir):
         items, headers, rows, figure = handlers.sweep(studio, prompt, seed, nfes, teacher_nfe, lora_dir)
         gallery = [(i.image, f"{i.label} @ {i.nfe}") for i in items]
@@ -85,6 +105,8 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
 
     @_errors_shown
     def train(*values):
+        if on_zero_gpu():
+            raise UserError(ZERO_GPU_MESSAGE)
         *form_values, source, typed, upload = values
         out = handlers.start_training(jobs, dict(zip(TRAIN_FIELDS, form_values)), source, typed, upload)
         return f"Started: `{out}`", gr.Timer(active=True)
@@ -136,7 +158,8 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
             frontier = gr.Plot(label="Reward vs NFE (teacher dotted)")
             sweep_scores = gr.Dataframe(label="Scores", interactive=False)
         with gr.Tab("Train"):
-            gr.Markdown("Short RATS LoRA fine-tuning on this machine. One run at a time; the result appears "
+            gr.Markdown(ZERO_GPU_MESSAGE if on_zero_gpu() else
+                        "Short RATS LoRA fine-tuning on this machine. One run at a time; the result appears "
                         "in the LoRA list above when it finishes or is stopped.")
             with gr.Row():
                 form = [
