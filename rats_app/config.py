@@ -70,6 +70,13 @@ class TrainConfig:
     steps: int = _f(300, "optimisation steps", low=1, high=1_000_000)
     batch_size: int = _f(8, "prompts per step (per process)", low=1, high=4096)
     gradient_checkpointing: bool = _f(False, "recompute each student step in backward (saves memory)")
+    dtype: str = _f("float32", "base weights' dtype; with bfloat16 the LoRA stays float32 under autocast",
+                    choices=("float32", "bfloat16"))
+    optimizer: str = _f("adamw", "adamw, or adamw8bit (bitsandbytes) to shrink optimizer state",
+                        choices=("adamw", "adamw8bit"))
+    cache_text_embeddings: bool = _f(True, "encode every training prompt once, then move the text encoders "
+                                     "off the GPU (they are frozen)")
+    vae_tiling: bool = _f(False, "decode in tiles (large resolutions on small GPUs)")
     seed: int = _f(0, "seed for prompts, noise and LoRA init", low=0)
     # --- outputs
     sample_every: int = _f(50, "steps between sample grids (0 = only at the end)", low=0)

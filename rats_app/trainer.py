@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rats_app.config import TrainConfig
+from rats_app.config import ConfigError, TrainConfig
 from rats_app.io import load_tensors, load_torch_state, save_tensors, save_torch_state, write_json, write_text
 from rats_app.lora import EmaLora, add_lora, save_lora
 from rats_app.rats_loss import rats_loss
@@ -66,8 +66,15 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class TrainingStopped(Exception):
-    pass
+def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise ConfigError("optimizer: adamw8bit needs the bitsandbytes package (pip install bitsandbytes, "
+                              "CUDA only); use adamw") from None
+        return bnb.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
 class RatsTrainer:
@@ -79,8 +86,9 @@ class RatsTrainer:
         self.output_dir = Path(output_dir)
         self.accelerator = accelerator
         device = None if config.device == "auto" else config.device
+        self.dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
         if pipe is None:
-            pipe, info = load_pipeline(config.model, device=device)
+            pipe, info = load_pipeline(config.model, device=device, dtype=self.dtype)
         else:
             info = read_model_info(config.model) if Path(config.model).exists() else None
         self.pipe = pipe
@@ -98,11 +106,19 @@ class RatsTrainer:
         self.watch_rewards = watch_rewards if watch_rewards is not None else self._load_watch_rewards()
         self.prompts = prompts if prompts is not None else self._load_prompts(info)
         self.params = add_lora(pipe.transformer, config.lora_rank, config.lora_alpha, config.lora_targets, config.seed)
+        for p in self.params.values():
+            p.data = p.data.float()  # trainable LoRA in float32 even when the base is bfloat16
         self.ema = EmaLora(self.params, config.ema_decay)
-        self.optimizer = torch.optim.AdamW(list(self.params.values()), lr=config.learning_rate,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = make_optimizer(config, list(self.params.values()))
         self.step = 0
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        if config.vae_tiling:
+            pipe.vae.enable_tiling()
+        if config.cache_text_embeddings:
+            self._condition(self.prompts + (config.sample_prompts or SAMPLE_PROMPTS))
+            if self.device.type == "cuda":  # frozen and no longer needed on the GPU
+                pipe.text_encoder.to("cpu")
+                pipe.text_encoder_2.to("cpu")
 
     # ------------------------------------------------------------------ setup helpers
     def _load_watch_rewards(self) -> dict:
@@ -133,12 +149,14 @@ class RatsTrainer:
     # ------------------------------------------------------------------ one step
     @torch.no_grad()
     def _condition(self, prompts: list[str]) -> Conditioning:
-        """Frozen text encoders: encode each distinct prompt once and cache it."""
+        """Frozen text encoders: encode each distinct prompt once and cache it (on the device)."""
         missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
-        if missing:
-            cond = encode(self.pipe, missing, self.max_sequence_length)
-            for i, p in enumerate(missing):
-                self._text_cache[p] = (cond.prompt_embeds[i], cond.pooled[i], cond.text_ids)
+        for start in range(0, len(missing), 64):
+            chunk = missing[start:start + 64]
+            cond = encode(self.pipe, chunk, self.max_sequence_length)
+            for i, p in enumerate(chunk):
+                self._text_cache[p] = tuple(t.to(self.device) for t in (cond.prompt_embeds[i], cond.pooled[i],
+                                                                         cond.text_ids))
         embeds, pooled, text_ids = zip(*(self._text_cache[p] for p in prompts))
         return Conditioning(torch.stack(embeds), torch.stack(pooled), text_ids[0])
 
@@ -153,7 +171,15 @@ class RatsTrainer:
     def _to_unit(self, latents: torch.Tensor) -> torch.Tensor:
         return (decode(self.pipe, latents, self.height, self.width).float() / 2 + 0.5).clamp(0, 1)
 
+    def _autocast(self):
+        """bfloat16 base weights with float32 LoRA: autocast makes the matmuls agree."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
+
     def train_step(self) -> StepMetrics:
+        with self._autocast():
+            return self._train_step()
+
+    def _train_step(self) -> StepMetrics:
         cfg, started = self.config, time.perf_counter()
         prompts, noise = self._batch(self.step)
         cond = self._condition(prompts)
@@ -253,6 +279,7 @@ class RatsTrainer:
         cond = self._condition(prompts)
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         noise = initial_noise(self.pipe, generators, self.height, self.width)
-        rollout = denoise(self.pipe, noise, cond, self.height, self.width, self.config.student_steps,
-                          guidance_scale=self.guidance_scale)
-        return self._to_unit(rollout.latents)
+        with self._autocast():
+            rollout = denoise(self.pipe, noise, cond, self.height, self.width, self.config.student_steps,
+                              guidance_scale=self.guidance_scale)
+            return self._to_unit(rollout.latents)

@@ -140,3 +140,34 @@ def test_watch_rewards_are_logged_every_n_steps(tmp_path, tiny_world_model_dir, 
     assert [sorted(m.watch) for m in seen] == [[], ["other"], [], ["other"]]
     # Scored on the very images the trained reward saw: the same reward gives the same mean.
     assert seen[1].watch["other"] == pytest.approx(seen[1].reward_student, rel=1e-5)
+
+
+def test_memory_options_bf16_checkpointing_cached_text(tmp_path, tiny_world_model_dir, tiny_world_reward):
+    config = TrainConfig.from_dict({"model": str(tiny_world_model_dir), "steps": 2, "batch_size": 2,
+                                    "teacher_steps": 3, "sample_every": 0, "checkpoint_every": 10, "lora_rank": 2,
+                                    "device": "cpu", "dtype": "bfloat16", "gradient_checkpointing": True,
+                                    "cache_text_embeddings": True, "vae_tiling": True})
+    prepare(tmp_path / "run", config, False)
+    pipe, _ = load_pipeline(tiny_world_model_dir, device="cpu", dtype=torch.bfloat16)
+    trainer = RatsTrainer(config, tmp_path / "run", pipe=pipe, reward=tiny_world_reward, watch_rewards={},
+                          prompts=PROMPTS)
+    assert set(PROMPTS) <= set(trainer._text_cache)
+    assert all(p.dtype == torch.float32 for p in trainer.params.values())
+    assert pipe.transformer.proj_out.weight.dtype == torch.bfloat16
+    seen = []
+    trainer.train(progress=seen.append)
+    assert len(seen) == 2 and all(np.isfinite(m.loss) for m in seen)
+    from safetensors.torch import load_file
+
+    assert all(v.dtype == torch.float32 for v in load_file(tmp_path / "run" / "pytorch_lora_weights.safetensors").values())
+
+
+def test_8bit_adam_without_bitsandbytes_is_a_clear_error(tmp_path, tiny_world_model_dir, tiny_world_reward):
+    pytest.importorskip("torch")
+    try:
+        import bitsandbytes  # noqa: F401
+        pytest.skip("bitsandbytes is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(ConfigError, match="adamw8bit needs the bitsandbytes package"):
+        make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "run", optimizer="adamw8bit")
