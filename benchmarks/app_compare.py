@@ -8,6 +8,11 @@ calls /compare through gradio_client (teacher@50 + baseline@3 + RATS@3 + rewards
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
+
 import argparse
 import os
 import socket
@@ -23,6 +28,12 @@ PROMPT = "a small red circle at the top left on a white background"
 
 
 def main() -> None:
+    from report_out import captured
+    with captured(f"python benchmarks/{__file__.rsplit('/', 1)[-1]}"):
+        _main()
+
+
+def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()

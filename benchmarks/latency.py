@@ -9,6 +9,11 @@ base model costs; the ratio shows that. Prints a markdown table and the machine.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
+
 import argparse
 import copy
 import platform
@@ -39,6 +44,12 @@ def time_call(fn, repeats: int) -> float:
 
 
 def main() -> None:
+    from report_out import captured
+    with captured(f"python benchmarks/{__file__.rsplit('/', 1)[-1]}"):
+        _main()
+
+
+def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--lora", default=str(SHIPPED_RATS_LORA))

@@ -50,6 +50,12 @@ def tiny_rewards(tmp: Path) -> dict:
 
 
 def main() -> None:
+    from report_out import captured
+    with captured(f"python benchmarks/{__file__.rsplit('/', 1)[-1]}"):
+        _main()
+
+
+def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)

@@ -9,6 +9,11 @@ resident set on CPU (torch.cuda.max_memory_allocated on GPU).
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
+
 import argparse
 import json
 import os
@@ -36,6 +41,12 @@ print(json.dumps({"step_s": statistics.median(steady), "images_per_s": cfg.batch
 
 
 def main() -> None:
+    from report_out import captured
+    with captured(f"python benchmarks/{__file__.rsplit('/', 1)[-1]}"):
+        _main()
+
+
+def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)

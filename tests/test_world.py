@@ -132,3 +132,15 @@ def test_held_out_scenes_get_negatives_for_evaluation():
 
     chosen, good, degraded, wrong = make_triplets(held_out_prompts(), 200, np.random.default_rng(0))
     assert len(chosen) == 200 and wrong.shape == (200, 3, 64, 64)
+
+
+def test_object_token_weights_mark_the_object():
+    import torch
+
+    from rats_app.world.pretrain import object_token_weights
+
+    x0 = torch.zeros(2, 64, 8)
+    x0[0, 10] = 1.0          # one object token in image 0
+    x0[1, :] = 0.05          # image 1: flat
+    w = object_token_weights(x0, 4.0)
+    assert w[0, 10] == 5.0 and w[0].sum() == 64 + 4 and torch.all(w[1] == 1.0)
