@@ -1,0 +1,84 @@
+"""Shapes World results for the README: the teacher and the few-step gap, and RATS vs presets.
+
+    python benchmarks/shapes_world.py teacher --images 120
+    python benchmarks/shapes_world.py presets --images 120 --lora rats=DIR --lora distill=DIR --lora reward=DIR
+
+Runs `python -m rats_app.evaluate` on the training and the held-out prompts (images cached under
+runs/results/, so a rerun is cheap) and writes docs/results/teacher.md or docs/results/presets.md.
+"""
+
+from __future__ import annotations
+
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def evaluate(name: str, prompts: str, images: int, nfes: list[int], loras: list[str]) -> dict:
+    from rats_app.evaluate import main as evaluate_main
+
+    out = ROOT / "runs" / "results" / f"{name}-{prompts}"
+    args = ["--out-dir", str(out), "--prompts", prompts, "--images", str(images), "--nfe", *map(str, nfes),
+            "--teacher-nfe", "50", "--rewards", "shapes", "--quiet"]
+    for lora in loras:
+        args += ["--lora", lora]
+    if evaluate_main(args) != 0:
+        raise SystemExit(f"evaluate failed for {prompts}")
+    return json.loads((out / "results.json").read_text())
+
+
+def attribute_rates(out: Path, prompts_kind: str, rows: list[dict]) -> list[str]:
+    """Per-attribute accuracy from the cached images (the checker re-reads them)."""
+    from PIL import Image
+
+    from rats_app.evaluate import load_prompts
+    from rats_app.world.checker import check_image, summarize
+
+    lines = []
+    for r in rows:
+        folder = out / "images" / r["variant"] / f"nfe{r['nfe']:03d}"
+        prompts = load_prompts(prompts_kind, r["n"])
+        checks = [check_image(np.asarray(Image.open(folder / f"{i:04d}.png").convert("RGB")), p)
+                  for i, p in enumerate(prompts)]
+        s = summarize(checks)
+        cells = " | ".join(f"{100 * s[k]:.1f}" for k in ("background", "color", "shape", "size", "position",
+                                                           "correct", "clean"))
+        lines.append(f"| {r['variant']} @ {r['nfe']} | {prompts_kind} | {r['n']} | {cells} | "
+                     f"{r['shapes']:.2f} ± {r['shapes_ci']:.2f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["teacher", "presets"])
+    parser.add_argument("--images", type=int, default=120)
+    parser.add_argument("--lora", action="append", default=[])
+    args = parser.parse_args()
+    nfes = [3] if args.what == "presets" else [3, 8]
+    header = ("| model @ NFE | prompts | images | background | colour | shape | size | position | all five | clean "
+              "| world reward (95 % CI) |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = []
+    for prompts in ("world-train", "world-heldout"):
+        data = evaluate(args.what, prompts, args.images, nfes, args.lora)
+        lines += attribute_rates(ROOT / "runs" / "results" / f"{args.what}-{prompts}", prompts, data["rows"])
+    command = f"python benchmarks/shapes_world.py {args.what} --images {args.images}" + "".join(
+        f" --lora {x}" for x in args.lora)
+    text = (f"Measured with `{command}` (checker rates in %, seeds 0…{args.images - 1}):\n\n"
+            + header + "\n" + "\n".join(lines) + "\n")
+    out = ROOT / "docs" / "results" / f"{'teacher' if args.what == 'teacher' else 'presets'}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
