@@ -40,10 +40,12 @@ class PretrainConfig:
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
     vae_edge_weight: float = 1.0
+    vae_object_weight: float = 0.0  # 10 recommended: see _object_mask
     decoder_steps: int = 3000
     decoder_lr: float = 5e-4
     decoder_edge_weight: float = 2.0
     decoder_object_weight: float = 10.0
+    decoder_from: str = "vae"  # work-dir subfolder the decoder phase starts from (a previous phase)
     latents_per_prompt: int = 48
     steps: int = 40000
     batch: int = 32
@@ -97,7 +99,8 @@ def train_vae(work: Path, cfg: PretrainConfig) -> AutoencoderKL:
         recon = vae.decode(posterior.mode()).sample
         gx, gy = _image_gradients(recon)
         tx, ty = _image_gradients(x)
-        l1 = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+        weight = 1.0 + cfg.vae_object_weight * _object_mask(x)
+        l1 = (weight * (recon - x).abs()).mean() + (weight * (recon - x).pow(2)).mean()
         edge = F.l1_loss(gx, tx) + F.l1_loss(gy, ty)
         kl = posterior.kl().mean() / x[0].numel()
         loss = l1 + cfg.vae_edge_weight * edge + cfg.vae_kl_weight * kl
@@ -143,7 +146,7 @@ def finetune_decoder(work: Path, cfg: PretrainConfig) -> AutoencoderKL:
     device, final = _device(), work / "vae_decoder"
     if (final / "config.json").exists():
         return AutoencoderKL.from_pretrained(final).to(device)
-    vae = AutoencoderKL.from_pretrained(work / "vae").to(device)
+    vae = AutoencoderKL.from_pretrained(work / cfg.decoder_from).to(device)
     vae.requires_grad_(False)
     vae.decoder.requires_grad_(True)
     vae.decoder.train()
@@ -313,6 +316,23 @@ def train_transformer(work: Path, vae: AutoencoderKL, data: dict[str, torch.Tens
     return pipe
 
 
+# ---------------------------------------------------------------- VAE report
+@torch.no_grad()
+def vae_report(vae: AutoencoderKL, n: int = 128, seed: int = 99) -> dict:
+    """The checker on reconstructions of fresh renders: the ceiling any generator on this VAE has."""
+    from rats_app.world.checker import check_image, summarize
+    from rats_app.world.data import to_uint8
+
+    samples, x, _ = sample_batch(training_prompts(), n, np.random.default_rng(seed), p_degraded=0.5)
+    recon = to_uint8(vae.decode(vae.encode(x.to(vae.device)).latent_dist.mode()).sample)
+    checks = [check_image(im, s.scene.prompt) for im, s in zip(recon, samples)]
+    clean_in = [s.degradation.clean for s in samples]
+    summary = summarize(checks)
+    summary["clean_inputs_judged_clean"] = float(np.mean([c.clean for c, k in zip(checks, clean_in) if k]))
+    summary["degraded_inputs_judged_degraded"] = float(np.mean([not c.clean for c, k in zip(checks, clean_in) if not k]))
+    return summary
+
+
 # ---------------------------------------------------------------- stage 4: export
 def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
     """Write the EMA weights as a standard diffusers FluxPipeline directory."""
@@ -336,7 +356,7 @@ def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=Path, default=Path("runs/pretrain"))
-    parser.add_argument("--stage", choices=["all", "vae", "decoder", "transformer", "export"], default="all",
+    parser.add_argument("--stage", choices=["all", "vae", "decoder", "transformer", "export", "report"], default="all",
                         help="all = vae, latents, transformer, export; decoder = sharpen the VAE decoder "
                              "(encoder frozen, so it can run alongside the transformer)")
     parser.add_argument("--out", type=Path, default=Path("assets/shapes-flux"))
@@ -351,6 +371,11 @@ def main(argv: list[str] | None = None) -> None:
     cfg = PretrainConfig(**{**asdict(cfg), **overrides})
     write_json(saved, asdict(cfg))
     torch.set_num_threads(cfg.threads)
+    if args.stage == "report":  # the VAE's reconstruction fidelity, for each stage that exists
+        for name in ("vae", "vae_decoder_1", "vae_decoder"):
+            if (work / name / "config.json").exists():
+                print(name, json.dumps(vae_report(AutoencoderKL.from_pretrained(work / name))))
+        return
     if args.stage == "export":
         export(work, args.out, cfg)
         return
