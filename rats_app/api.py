@@ -33,10 +33,11 @@ class Studio:
     """One model (and its rewards and LoRAs) loaded once; generation is serialised by a lock."""
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, device: str | None = None,
-                 reward_names: list[str] | None = None):
+                 reward_names: list[str] | None = None, call_overrides: dict | None = None):
         self.model_path = Path(model)
         self.device = device
         self.reward_names = reward_names
+        self.call_overrides = call_overrides or {}  # a preset's resolution / guidance
         self._lock = threading.RLock()
         self._pipe = None
         self._info = None
@@ -106,7 +107,7 @@ class Studio:
         pipe, info = self.load()
         prompt = info.check_prompt(prompt)
         nfe = check_nfe(nfe)
-        call = {"height": info.height, "width": info.width, **info.call_defaults}
+        call = {"height": info.height, "width": info.width, **info.call_defaults, **self.call_overrides}
         with self._lock:
             self._use_lora(lora)  # outside inference mode: adapters loaded there could never train or reload
             start = time.perf_counter()

@@ -204,3 +204,11 @@ def test_zero_gpu_space_wraps_inference_and_disables_training(env, monkeypatch):
         train("rats", 3, 48, 1.0, 1.0, "soft", 0.05, 8, 1e-3, 2, 8, 0.95, 0, "shapes", [],
               "Shapes World prompts", "", None)
     assert "ZeroGPU" in ZERO_GPU_MESSAGE
+
+
+def test_browser_unavailable_model_says_what_is_missing(page, monkeypatch):
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#model-select input").click()
+    page.get_by_role("option", name="flux.1-dev").click()
+    expect(page.get_by_text("flux.1-dev: weights not found").first).to_be_visible(timeout=20_000)
+    assert page.locator("#model-select input").input_value() == "shapes-world"

@@ -24,6 +24,7 @@ from rats_app.world import held_out_prompts, training_prompts
 EXAMPLES = [training_prompts()[0], training_prompts()[250], training_prompts()[409],
             held_out_prompts()[4], held_out_prompts()[20]]
 NO_LORA = "none (base model)"
+DEFAULT_MODEL_LABEL = "shapes-world"
 TRAIN_FIELDS = ["preset", "student_steps", "teacher_steps", "alpha", "tau", "gate", "reward_weight", "lora_rank",
                 "learning_rate", "steps", "batch_size", "ema_decay", "seed", "reward", "watch_rewards"]
 
@@ -60,6 +61,31 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
     studio = studio or Studio()
     jobs = jobs or JobManager()
     defaults = TrainConfig()
+    studios = {DEFAULT_MODEL_LABEL: studio}  # one Studio (models loaded once) per model, shared by users
+
+    def studio_for(model_label: str) -> Studio:
+        if model_label not in studios:
+            from rats_app.presets import PRESETS, locate
+
+            preset = PRESETS[model_label]
+            studios[model_label] = Studio(locate(preset), call_overrides=preset.call_kwargs())
+        return studios[model_label]
+
+    def model_choices() -> list[str]:
+        from rats_app.presets import PRESETS
+
+        return [DEFAULT_MODEL_LABEL] + [name for name in PRESETS if name != "shapes-world"]
+
+    def select_model(label):
+        from rats_app.presets import PRESETS, locate
+
+        if label != DEFAULT_MODEL_LABEL:
+            try:
+                locate(PRESETS[label])
+            except UserError as exc:
+                gr.Warning(str(exc))
+                return DEFAULT_MODEL_LABEL, DEFAULT_MODEL_LABEL
+        return label, label
 
     def start_loading():
         threading.Thread(target=lambda: (studio.load(), studio.rewards()), daemon=True).start()
@@ -84,15 +110,16 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
 
     @_errors_shown
     @_gpu
-    def compare(prompt, seed, nfe, teacher_nfe, lora_dir):
-        items, headers, rows = handlers.compare(studio, prompt, seed, nfe, teacher_nfe, lora_dir)
+    def compare(prompt, seed, nfe, teacher_nfe, lora_dir, model_label=DEFAULT_MODEL_LABEL):
+        items, headers, rows = handlers.compare(studio_for(model_label), prompt, seed, nfe, teacher_nfe, lora_dir)
         images = [i.image for i in items] + [None] * (3 - len(items))
         return (*images, {"headers": headers, "data": rows})
 
     @_errors_shown
     @_gpu
-    def sweep(prompt, seed, nfes, teacher_nfe, lora_dir):
-        items, headers, rows, figure = handlers.sweep(studio, prompt, seed, nfes, teacher_nfe, lora_dir)
+    def sweep(prompt, seed, nfes, teacher_nfe, lora_dir, model_label=DEFAULT_MODEL_LABEL):
+        items, headers, rows, figure = handlers.sweep(studio_for(model_label), prompt, seed, nfes, teacher_nfe,
+                                                      lora_dir)
         gallery = [(i.image, f"{i.label} @ {i.nfe}") for i in items]
         return gallery, figure, {"headers": headers, "data": rows}
 
@@ -133,7 +160,11 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
         load_timer = gr.Timer(1.0)
         lora_dir = gr.State(next(iter(handlers.lora_choices(jobs).values()), None))  # shipped first
         seen_run = gr.State(None)
+        model_state = gr.State(DEFAULT_MODEL_LABEL)
         with gr.Row():
+            model = gr.Dropdown(label="Model", choices=model_choices(), value=DEFAULT_MODEL_LABEL,
+                                elem_id="model-select", scale=2,
+                                info="presets whose weights are not on this machine say what is missing")
             lora = gr.Dropdown(label="RATS LoRA", choices=[], elem_id="lora-select", scale=3)
             upload = gr.File(label="Upload a LoRA (.safetensors)", file_types=[".safetensors"], scale=2)
         with gr.Tab("Compare"):
@@ -201,10 +232,11 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
         lora.change(select_lora, lora, lora_dir, api_visibility="private")
         upload.upload(upload_lora, upload, [lora, lora_dir], api_visibility="private")
         dice.click(lambda: random.randrange(2**31), None, seed, api_visibility="private")
-        go.click(compare, [prompt, seed, nfe, teacher_nfe, lora_dir], [teacher_img, baseline_img, rats_img, scores],
-                 api_name="compare", concurrency_limit=4)
-        sweep_button.click(sweep, [prompt, seed, nfes, teacher_nfe, lora_dir], [gallery, frontier, sweep_scores],
-                           api_name="sweep")
+        model.change(select_model, model, [model, model_state], api_visibility="private")
+        go.click(compare, [prompt, seed, nfe, teacher_nfe, lora_dir, model_state],
+                 [teacher_img, baseline_img, rats_img, scores], api_name="compare", concurrency_limit=4)
+        sweep_button.click(sweep, [prompt, seed, nfes, teacher_nfe, lora_dir, model_state],
+                           [gallery, frontier, sweep_scores], api_name="sweep")
         start.click(train, [*form, source, typed, prompt_file], [progress, train_timer], api_name="train")
         stop_button.click(stop, None, progress, api_name="stop_training")
         train_timer.tick(poll, seen_run, [progress, curves, sample, lora, lora_dir, seen_run, train_timer],

@@ -1,0 +1,88 @@
+"""Model presets: where the weights come from and the settings RATS uses for each model.
+
+| preset | weights | resolution | teacher | student LoRA targets |
+|---|---|---|---|---|
+| shapes-world | assets/shapes-flux (shipped) | 64 | 50 steps | attention |
+| flux.1-dev | RATS_FLUX_DEV or hub black-forest-labs/FLUX.1-dev (gated: accept the licence, log in) | 1024 | 50 steps, guidance 3.5 | attention + text stream + feed-forward |
+| flux.1-schnell | RATS_FLUX_SCHNELL or hub black-forest-labs/FLUX.1-schnell | 1024 | 8 steps, no guidance | attention + text stream + feed-forward |
+| local directory | any FluxPipeline directory given as the model | from the model | 50 steps | attention |
+
+A preset whose weights are missing says which id or path it looked for and how to supply it —
+never a silent download attempt: hub ids are used only when already in the local cache, or when
+the hub is reachable and HF_HUB_OFFLINE is not set.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rats_app.models import DEFAULT_MODEL, UserError
+
+ATTENTION = ["to_q", "to_k", "to_v", "to_out.0"]
+# FLUX's text stream and feed-forward layers: the default targets miss them (shared notes).
+FLUX_FULL = ATTENTION + ["add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "ff.net.0.proj", "ff.net.2",
+                         "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp", "proj_out"]
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    name: str
+    source: str                  # local path or hub id
+    env: str | None              # environment variable naming a local copy
+    resolution: int
+    teacher_steps: int
+    guidance: float | None       # FLUX-dev's distilled guidance value; None: no guidance input
+    lora_targets: list[str] = field(default_factory=lambda: list(ATTENTION))
+    note: str = ""
+
+    def call_kwargs(self) -> dict:
+        kwargs = {"height": self.resolution, "width": self.resolution}
+        if self.guidance is not None:
+            kwargs["guidance_scale"] = self.guidance
+        return kwargs
+
+
+PRESETS: dict[str, ModelPreset] = {
+    "shapes-world": ModelPreset("shapes-world", str(DEFAULT_MODEL), None, 64, 50, None,
+                                note="the shipped offline world"),
+    "flux.1-dev": ModelPreset("flux.1-dev", "black-forest-labs/FLUX.1-dev", "RATS_FLUX_DEV", 1024, 50, 3.5,
+                              FLUX_FULL, note="gated on the hub: accept the licence and `huggingface-cli login`"),
+    "flux.1-schnell": ModelPreset("flux.1-schnell", "black-forest-labs/FLUX.1-schnell", "RATS_FLUX_SCHNELL", 1024,
+                                  8, None, FLUX_FULL, note="already a 1-4 step model; its teacher runs 8 steps"),
+}
+
+
+def locate(preset: ModelPreset) -> Path:
+    """The local directory holding the preset's weights, or UserError saying how to supply them."""
+    candidates = [os.environ.get(preset.env)] if preset.env and os.environ.get(preset.env) else []
+    candidates.append(preset.source)
+    for candidate in candidates:
+        path = Path(candidate).expanduser()
+        if (path / "model_index.json").exists():
+            return path
+    if preset.env is None:
+        raise UserError(f"{preset.name}: no FluxPipeline at {preset.source}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(preset.source, local_files_only=True))
+    except Exception:
+        pass
+    hint = (f"{preset.name}: weights not found. Set {preset.env} to a local diffusers directory, or download "
+            f"{preset.source} (huggingface-cli download {preset.source})")
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        raise UserError(hint + "; HF_HUB_OFFLINE=1 is set, so nothing is downloaded")
+    raise UserError(hint + (f"; {preset.note}" if preset.note else ""))
+
+
+def availability() -> dict[str, str]:
+    """preset name -> 'available: PATH' or 'unavailable: why' (no download is attempted)."""
+    status = {}
+    for name, preset in PRESETS.items():
+        try:
+            status[name] = f"available: {locate(preset)}"
+        except UserError as exc:
+            status[name] = f"unavailable: {exc}"
+    return status

@@ -1,0 +1,84 @@
+"""FLUX-dev (guidance embedding, dynamic shift) and FLUX-schnell presets on tiny random pipelines:
+generation at several NFEs through the same code, two RATS steps, LoRA round trip; and the message
+when a preset's weights are missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
+
+from rats_app.models import UserError
+from rats_app.presets import FLUX_FULL, PRESETS, availability, locate
+from rats_app.sampler import generate, refined_sigmas, schedule
+
+PROMPT = "a small red circle at the top left on a white background"
+
+
+def tiny_flux(tmp_path, kind: str):
+    """A tiny FluxPipeline shaped like FLUX.1-dev (guidance embeds, dynamic shift) or -schnell."""
+    from rats_app.world.model import WorldModelConfig, build_world_pipeline
+
+    pipe = build_world_pipeline(WorldModelConfig(double_layers=1, single_layers=1))
+    if kind == "dev":
+        from diffusers import FluxTransformer2DModel
+
+        cfg = dict(pipe.transformer.config)
+        cfg["guidance_embeds"] = True
+        pipe.transformer = FluxTransformer2DModel.from_config(cfg).eval()
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
+                                                         max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
+    path = tmp_path / f"flux-{kind}"
+    pipe.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["dev", "schnell"])
+def test_flux_family_generation_training_and_lora(tmp_path, kind, tiny_world_reward):
+    from rats_app.config import TrainConfig
+    from rats_app.models import load_pipeline
+    from rats_app.run_dir import prepare
+    from rats_app.trainer import RatsTrainer
+
+    path = tiny_flux(tmp_path, kind)
+    pipe, _ = load_pipeline(path, device="cpu")
+    guidance = 3.5 if kind == "dev" else None
+    kwargs = {"height": 64, "width": 64, "max_sequence_length": 16, **({"guidance_scale": guidance} if guidance else {})}
+    for nfe in (1, 4):
+        ours = np.asarray(generate(pipe, [PROMPT], nfe, [3], **kwargs)[0]).astype(int)
+        plain = FluxPipeline.from_pretrained(path)
+        plain.set_progress_bar_config(disable=True)
+        ref = plain(PROMPT, num_inference_steps=nfe, generator=torch.Generator().manual_seed(3), **kwargs).images[0]
+        assert np.abs(ours - np.asarray(ref).astype(int)).max() <= 3
+    if kind == "dev":  # the dynamic shift keeps the teacher grid a refinement of the student's
+        _, student = schedule(pipe, 3, 64)
+        _, teacher = schedule(pipe, 12, 64, refined_sigmas(3, 4))
+        assert torch.allclose(teacher[::4], student, atol=1e-6)
+    targets = [t for t in FLUX_FULL if t != "proj_out"]  # tiny single blocks share names with the final proj_out
+    config = TrainConfig.from_dict({"model": str(path), "steps": 2, "batch_size": 1, "teacher_steps": 6,
+                                    "sample_every": 0, "checkpoint_every": 10, "lora_rank": 2, "device": "cpu",
+                                    "lora_targets": targets})
+    out = tmp_path / f"run-{kind}"
+    prepare(out, config, False)
+    trainer = RatsTrainer(config, out, pipe=pipe, reward=tiny_world_reward, watch_rewards={}, prompts=[PROMPT])
+    trainer.guidance_scale = guidance or 3.5
+    trainer.train()
+    plain = FluxPipeline.from_pretrained(path)
+    plain.load_lora_weights(out)  # round trip in plain diffusers
+    assert any("add_q_proj" in n and "lora" in n for n, _ in plain.transformer.named_parameters())
+
+
+def test_missing_preset_weights_say_how_to_supply_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("RATS_FLUX_DEV", raising=False)
+    with pytest.raises(UserError, match="flux.1-dev: weights not found. Set RATS_FLUX_DEV"):
+        locate(PRESETS["flux.1-dev"])
+    status = availability()
+    assert status["shapes-world"].startswith("available: ")
+    assert status["flux.1-schnell"].startswith("unavailable: flux.1-schnell: weights not found")
+    monkeypatch.setenv("RATS_FLUX_DEV", str(tmp_path))
+    tiny = tiny_flux(tmp_path, "dev")
+    monkeypatch.setenv("RATS_FLUX_DEV", str(tiny))
+    assert locate(PRESETS["flux.1-dev"]) == tiny
