@@ -17,7 +17,8 @@ from rats_app.models import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    help_lines = "\n".join(f"  {f.name} (default {f.default if f.default is not None else ''!s}): {f.metadata['help']}"
+    defaults = TrainConfig()
+    help_lines = "\n".join(f"  {f.name} (default {getattr(defaults, f.name)!r}): {f.metadata['help']}"
                            for f in fields(TrainConfig) if "help" in f.metadata)
     parser = argparse.ArgumentParser(prog="python -m rats_app.train", description=__doc__,
                                      epilog="config keys (override as key=value):\n" + help_lines,
