@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rats_app.models import DEFAULT_MODEL
 
 
 class ConfigError(ValueError):
@@ -40,7 +39,8 @@ class TrainConfig:
     # --- what to train
     preset: str = _f("rats", "named method: rats (full), distill (lambda = 0, gate always), reward (alpha = 0)",
                      choices=tuple(PRESETS))
-    model: str = _f(str(DEFAULT_MODEL), "base FluxPipeline directory")
+    model: str = _f("assets/shapes-flux", "base FluxPipeline directory (relative paths also resolve from the "
+                    "repository root)")
     reward: str = _f("shapes", "reward the student is trained on (registry name)")
     watch_rewards: list = _f([], "other rewards logged on the same images every watch_every steps (hacking watch)")
     watch_every: int = _f(10, "steps between watch-reward evaluations", low=1)

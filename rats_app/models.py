@@ -49,8 +49,17 @@ class ModelInfo:
         return text
 
 
-def read_model_info(model: str | os.PathLike) -> ModelInfo:
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """A relative path that is not under the working directory is taken from the repository root
+    (so configs can say ``assets/shapes-flux`` and work from anywhere)."""
     path = Path(model)
+    if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
+        return REPO_ROOT / path
+    return path
+
+
+def read_model_info(model: str | os.PathLike) -> ModelInfo:
+    path = resolve_model_path(model)
     if not path.exists():
         raise UserError(f"model directory not found: {path}")
     if not (path / "model_index.json").exists():

@@ -90,7 +90,10 @@ class RatsTrainer:
         if pipe is None:
             pipe, info = load_pipeline(config.model, device=device, dtype=self.dtype)
         else:
-            info = read_model_info(config.model) if Path(config.model).exists() else None
+            try:
+                info = read_model_info(config.model)
+            except Exception:  # a pipeline built in memory (tests) may have no directory
+                info = None
         self.pipe = pipe
         self.device = pipe.transformer.device
         defaults = info.call_defaults if info else {}
