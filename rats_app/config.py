@@ -54,7 +54,7 @@ class TrainConfig:
     match_on: str = _f("x0", "match predicted clean latents (x0) or the noisy states (state)", choices=("x0", "state"))
     match_distance: str = _f("l2", "distance d between teacher and student", choices=("l2", "cosine"))
     alpha: float = _f(1.0, "alpha: weight of the gated horizon-matching term", low=0.0)
-    reward_weight: float = _f(0.05, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
+    reward_weight: float = _f(0.005, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
     tau: float = _f(1.0, "tau: gate temperature, g = sigmoid((R_T - R_S) / tau)", low=0.0, low_open=True)
     gate: str = _f("soft", "soft: sigmoid; hard: 1 if R_T > R_S else 0; always: g = 1",
                    choices=("soft", "hard", "always"))
