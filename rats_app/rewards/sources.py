@@ -24,19 +24,28 @@ def resolve_dir(name: str, value: str, env: str) -> str:
         return str(path)
     from huggingface_hub import snapshot_download
 
+    def fetch(local_only: bool) -> str:
+        patterns = None if local_only else ["*.json", "*.txt", "*.safetensors", "*.model"]
+        return snapshot_download(value, local_files_only=local_only, allow_patterns=patterns)
+
+    return _from_hub(name, repr(value), env, "a local directory", fetch)
+
+
+def _from_hub(name: str, what: str, env: str, instead: str, fetch) -> str:
+    """The local cache first; a download only when the hub may be reached; else say what to set."""
     try:
-        return snapshot_download(value, local_files_only=True)
+        return fetch(True)
     except Exception:
         pass
     if offline():
-        raise RewardUnavailable(f"{name}: {value!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1; "
-                                f"download it on a connected machine or set {env} to a local directory")
+        raise RewardUnavailable(f"{name}: {what} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1; "
+                                f"download it on a connected machine or set {env} to {instead}")
     try:
         os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "20")
-        return snapshot_download(value, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"])
+        return fetch(False)
     except Exception as exc:
-        raise RewardUnavailable(f"{name}: could not download {value!r} ({type(exc).__name__}); "
-                                f"set {env} to a local directory") from None
+        raise RewardUnavailable(f"{name}: could not download {what} ({type(exc).__name__}); "
+                                f"set {env} to {instead}") from None
 
 
 def resolve_file(name: str, value: str, env: str, hub_repo: str | None = None) -> str:
@@ -48,16 +57,5 @@ def resolve_file(name: str, value: str, env: str, hub_repo: str | None = None) -
         raise RewardUnavailable(f"{name}: checkpoint not found: {path} (set {env} to the checkpoint file)")
     from huggingface_hub import hf_hub_download
 
-    try:
-        return hf_hub_download(hub_repo, value, local_files_only=True)
-    except Exception:
-        pass
-    if offline():
-        raise RewardUnavailable(f"{name}: {hub_repo}/{value} is not in the local Hugging Face cache and "
-                                f"HF_HUB_OFFLINE=1; set {env} to the checkpoint file")
-    try:
-        os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "20")
-        return hf_hub_download(hub_repo, value)
-    except Exception as exc:
-        raise RewardUnavailable(f"{name}: could not download {hub_repo}/{value} ({type(exc).__name__}); "
-                                f"set {env} to the checkpoint file") from None
+    return _from_hub(name, f"{hub_repo}/{value}", env, "the checkpoint file",
+                     lambda local_only: hf_hub_download(hub_repo, value, local_files_only=local_only))
