@@ -41,6 +41,7 @@ class PretrainConfig:
     vae_kl_weight: float = 1e-6
     vae_edge_weight: float = 1.0
     vae_object_weight: float = 0.0  # 10 recommended: see _object_mask
+    vae_init: str = ""              # start the VAE from these safetensors weights (a committed checkpoint)
     decoder_steps: int = 3000
     decoder_lr: float = 5e-4
     decoder_edge_weight: float = 2.0
@@ -79,6 +80,8 @@ def train_vae(work: Path, cfg: PretrainConfig) -> AutoencoderKL:
     if (final / "config.json").exists():
         return AutoencoderKL.from_pretrained(final).to(device)
     vae = build_world_pipeline(WorldModelConfig(), seed=cfg.seed).vae.to(device).train()
+    if cfg.vae_init:
+        vae.load_state_dict(load_tensors(cfg.vae_init))
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     step, ckpt = 0, work / "vae_ckpt.pt"
     if ckpt.exists():
