@@ -73,3 +73,24 @@ def test_reward_rejects_mismatched_batches(shapes_reward):
         shapes_reward.score(torch.rand(2, 3, 64, 64), [PROMPT])
     with pytest.raises(ValueError, match="RGB"):
         shapes_reward.score(torch.rand(1, 4, 64, 64), [PROMPT])
+
+
+def test_shipped_rats_lora_loads_in_plain_diffusers_and_matches_generate_rats(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from diffusers import FluxPipeline
+    from PIL import Image
+
+    from rats_app.generate import main
+    from rats_app.models import SHIPPED_RATS_LORA
+
+    defaults = json.loads((DEFAULT_MODEL / "call_defaults.json").read_text())
+    pipe = FluxPipeline.from_pretrained(DEFAULT_MODEL)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(num_inference_steps=3, height=64, width=64, **defaults)
+    base = np.asarray(pipe(PROMPT, generator=torch.Generator("cpu").manual_seed(4), **kwargs).images[0]).astype(int)
+    pipe.load_lora_weights(SHIPPED_RATS_LORA)
+    rats = np.asarray(pipe(PROMPT, generator=torch.Generator("cpu").manual_seed(4), **kwargs).images[0]).astype(int)
+    assert np.abs(rats - base).max() > 10  # the LoRA changes the few-step image
+    assert main(["--prompt", PROMPT, "--out", str(tmp_path / "r.png"), "--nfe", "3", "--seed", "4", "--rats"]) == 0
+    ours = np.asarray(Image.open(tmp_path / "r.png").convert("RGB")).astype(int)
+    assert np.abs(ours - rats).max() <= 3
