@@ -16,7 +16,7 @@ def test_pip_check_is_clean():
 def test_pins_held():
     import torch
 
-    assert pytest.__version__.split(".")[0] >= "9", "pytest was downgraded (hpsv2 pins pytest==7.2.0)"
+    assert int(pytest.__version__.split(".")[0]) >= 9, "pytest was downgraded (hpsv2 pins pytest==7.2.0)"
     assert torch.__version__.startswith("2.13.0"), torch.__version__
 
 
