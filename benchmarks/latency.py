@@ -2,8 +2,9 @@
 
     python benchmarks/latency.py [--model DIR] [--lora DIR] [--nfe 1 2 3 4 6 8] [--repeats 20]
 
-Baseline and RATS are timed interleaved in one process (same prompt, seed, batch of one), so the
-ratio compares like with like. Fusing the LoRA into the weights makes RATS cost exactly what the
+Baseline and RATS are timed alternately, call by call, in one process (same prompt, seed, batch of
+one), so the ratio compares like with like; the script first checks that the fused pipeline really
+makes different images. Fusing the LoRA into the weights makes RATS cost exactly what the
 base model costs; the ratio shows that. Prints a markdown table and the machine.
 """
 
@@ -43,6 +44,18 @@ def time_call(fn, repeats: int) -> float:
     return statistics.median(samples) * 1000
 
 
+def time_pair(a, b, repeats: int) -> tuple[float, float]:
+    """Median ms of a and b, timed alternately (a, b, a, b, ...) so drifts hit both alike."""
+    a(), b()  # warm-up
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, samples in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+    return statistics.median(ta) * 1000, statistics.median(tb) * 1000
+
+
 def main() -> None:
     from report_out import captured
     with captured(f"python benchmarks/{__file__.rsplit('/', 1)[-1]}"):
@@ -70,10 +83,14 @@ def _main() -> None:
     print(f"machine: {machine()}\n")
     print("| NFE | baseline ms | RATS (fused) ms | RATS / baseline |")
     print("|---|---|---|---|")
+    import numpy as np
+
+    same = np.array_equal(np.asarray(timer(base, 3)()[0]), np.asarray(timer(rats, 3)()[0]))
+    if same:
+        raise SystemExit("the fused RATS pipeline makes the baseline's images: the LoRA did not fuse")
     rats_ms = {}
     for nfe in args.nfe:
-        b = time_call(timer(base, nfe), args.repeats)
-        r = time_call(timer(rats, nfe), args.repeats)
+        b, r = time_pair(timer(base, nfe), timer(rats, nfe), args.repeats)
         rats_ms[nfe] = r
         print(f"| {nfe} | {b:.1f} | {r:.1f} | {r / b:.3f} |")
     teacher = time_call(timer(base, args.teacher_nfe), max(3, args.repeats // 4))

@@ -9,6 +9,11 @@ Prints the no-grad (display) and grad (training) paths per image.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
+
 import argparse
 import statistics
 import tempfile

@@ -51,7 +51,7 @@ def main() -> None:
             page.screenshot(path=str(OUT / "compare.png"), full_page=True)
             page.get_by_role("tab", name="NFE sweep").click()
             page.locator("#sweep-button").click()
-            page.get_by_text("Teacher @ 50").first.wait_for(timeout=120_000)
+            expect(page.locator("#sweep-scores")).to_contain_text("RATS @ 8", timeout=120_000)
             time.sleep(2)
             page.screenshot(path=str(OUT / "sweep.png"), full_page=True)
             page.get_by_role("tab", name="Train").click()

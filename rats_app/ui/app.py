@@ -178,16 +178,16 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
             gr.Examples(EXAMPLES, inputs=prompt, label="Examples (the last two are held out of pretraining)")
             go = gr.Button("Compare", variant="primary", elem_id="compare-button")
             with gr.Row():
-                teacher_img = gr.Image(label="Teacher", type="pil", format="png", elem_id="teacher-image")
-                baseline_img = gr.Image(label="Baseline", type="pil", format="png", elem_id="baseline-image")
-                rats_img = gr.Image(label="RATS", type="pil", format="png", elem_id="rats-image")
+                teacher_img = gr.Image(label="Teacher", type="pil", format="png", elem_id="teacher-image", height=256)
+                baseline_img = gr.Image(label="Baseline", type="pil", format="png", elem_id="baseline-image", height=256)
+                rats_img = gr.Image(label="RATS", type="pil", format="png", elem_id="rats-image", height=256)
             scores = gr.Dataframe(label="Scores (same prompt, seed and noise)", interactive=False, elem_id="scores")
         with gr.Tab("NFE sweep"):
             nfes = gr.CheckboxGroup(choices=list(range(1, 13)), value=list(DEFAULT_SWEEP_NFES), label="NFEs")
             sweep_button = gr.Button("Sweep", variant="primary", elem_id="sweep-button")
             gallery = gr.Gallery(label="Teacher, then baseline and RATS at each NFE", columns=7, format="png")
             frontier = gr.Plot(label="Reward vs NFE (teacher dotted)")
-            sweep_scores = gr.Dataframe(label="Scores", interactive=False)
+            sweep_scores = gr.Dataframe(label="Scores", interactive=False, elem_id="sweep-scores")
         with gr.Tab("Train"):
             gr.Markdown(ZERO_GPU_MESSAGE if on_zero_gpu() else
                         "Short RATS LoRA fine-tuning on this machine. One run at a time; the result appears "
