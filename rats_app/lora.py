@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -96,6 +95,3 @@ class EmaLora:
         for n in self.shadow:
             self.shadow[n].copy_(state[n])
 
-
-def copy_tree(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)
