@@ -1,7 +1,7 @@
 """Loading text-to-image models and LoRAs, with the checks users hit first.
 
-A model is a diffusers ``FluxPipeline`` directory (or hub id) plus two optional files of ours:
-``call_defaults.json`` (keyword arguments that differ from ``FluxPipeline.__call__``'s defaults)
+A model is a diffusers ``FluxPipeline`` or ``StableDiffusion3Pipeline`` directory plus two optional
+files of ours: ``call_defaults.json`` (keyword arguments that differ from the pipeline's ``__call__`` defaults)
 and ``world.json`` (a closed prompt vocabulary, for models trained on a small world).
 """
 
@@ -80,17 +80,30 @@ def read_model_info(model: str | os.PathLike) -> ModelInfo:
 
 def load_pipeline(model: str | os.PathLike = DEFAULT_MODEL, device: str | None = None,
                   dtype: torch.dtype = torch.float32):
-    """Load a FluxPipeline from a local directory, offline-safe; returns (pipe, info)."""
-    from diffusers import FluxPipeline
-
+    """Load a FluxPipeline or StableDiffusion3Pipeline from a local directory, offline-safe;
+    returns (pipe, info)."""
     info = read_model_info(model)
-    pipe = FluxPipeline.from_pretrained(info.path, dtype=dtype)
+    pipe = pipeline_class(info.path).from_pretrained(info.path, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     for component in pipe.components.values():
         if isinstance(component, torch.nn.Module):
             component.requires_grad_(False)  # inference by default; trainers enable what they train
     pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return pipe, info
+
+
+SUPPORTED_PIPELINES = ("FluxPipeline", "StableDiffusion3Pipeline")
+
+
+def pipeline_class(path: str | os.PathLike):
+    """The diffusers pipeline class named in model_index.json, if it is one RATS Studio drives."""
+    import diffusers
+
+    name = json.loads((Path(path) / "model_index.json").read_text()).get("_class_name", "")
+    if name not in SUPPORTED_PIPELINES:
+        raise UserError(f"{path} holds a {name or 'unnamed'} pipeline; RATS Studio drives "
+                        f"{' and '.join(SUPPORTED_PIPELINES)} models")
+    return getattr(diffusers, name)
 
 
 def resolve_lora(path: str | os.PathLike) -> Path:

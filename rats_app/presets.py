@@ -5,7 +5,13 @@
 | shapes-world | assets/shapes-flux (shipped) | 64 | 50 steps | attention |
 | flux.1-dev | RATS_FLUX_DEV or hub black-forest-labs/FLUX.1-dev (gated: accept the licence, log in) | 1024 | 50 steps, guidance 3.5 | attention + text stream + feed-forward |
 | flux.1-schnell | RATS_FLUX_SCHNELL or hub black-forest-labs/FLUX.1-schnell | 1024 | 8 steps, no guidance | attention + text stream + feed-forward |
-| local directory | any FluxPipeline directory given as the model | from the model | 50 steps | attention |
+| sd3.5-medium | RATS_SD35_MEDIUM or hub stabilityai/stable-diffusion-3.5-medium (gated) | 1024 | 40 steps, CFG 4.5 | attention + text stream + feed-forward |
+| sd3.5-large | RATS_SD35_LARGE or hub stabilityai/stable-diffusion-3.5-large (gated) | 1024 | 28 steps, CFG 3.5 | attention + text stream + feed-forward |
+| local directory | any FluxPipeline or StableDiffusion3Pipeline directory given as the model | from the model | 50 steps | attention |
+
+FLUX-dev's guidance is a distilled *input*: teacher and student both take it (one pass per step).
+SD3's is classifier-free guidance: the teacher makes two passes per step, and the RATS student
+is trained and run at ``guidance_scale=1`` — one pass — so it learns to need no CFG.
 
 A preset whose weights are missing says which id or path it looked for and how to supply it —
 never a silent download attempt: hub ids are used only when already in the local cache, or when
@@ -24,6 +30,9 @@ ATTENTION = ["to_q", "to_k", "to_v", "to_out.0"]
 # FLUX's text stream and feed-forward layers: the default targets miss them (shared notes).
 FLUX_FULL = ATTENTION + ["add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "ff.net.0.proj", "ff.net.2",
                          "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp", "proj_out"]
+# SD3's joint blocks: image and text attention projections and both feed-forward paths.
+SD3_FULL = ATTENTION + ["add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "ff.net.0.proj", "ff.net.2",
+                        "ff_context.net.0.proj", "ff_context.net.2"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,7 @@ class ModelPreset:
     env: str | None              # environment variable naming a local copy
     resolution: int
     teacher_steps: int
-    guidance: float | None       # FLUX-dev's distilled guidance value; None: no guidance input
+    guidance: float | None       # FLUX-dev's distilled guidance value, SD3's CFG scale; None: no guidance
     lora_targets: list[str] = field(default_factory=lambda: list(ATTENTION))
     note: str = ""
 
@@ -51,6 +60,10 @@ PRESETS: dict[str, ModelPreset] = {
                               FLUX_FULL, note="gated on the hub: accept the licence and `huggingface-cli login`"),
     "flux.1-schnell": ModelPreset("flux.1-schnell", "black-forest-labs/FLUX.1-schnell", "RATS_FLUX_SCHNELL", 1024,
                                   8, None, FLUX_FULL, note="already a 1-4 step model; its teacher runs 8 steps"),
+    "sd3.5-medium": ModelPreset("sd3.5-medium", "stabilityai/stable-diffusion-3.5-medium", "RATS_SD35_MEDIUM", 1024,
+                                40, 4.5, SD3_FULL, note="gated on the hub: accept the licence and `huggingface-cli login`"),
+    "sd3.5-large": ModelPreset("sd3.5-large", "stabilityai/stable-diffusion-3.5-large", "RATS_SD35_LARGE", 1024,
+                               28, 3.5, SD3_FULL, note="gated on the hub: accept the licence and `huggingface-cli login`"),
 }
 
 
@@ -63,7 +76,7 @@ def locate(preset: ModelPreset) -> Path:
         if (path / "model_index.json").exists():
             return path
     if preset.env is None:
-        raise UserError(f"{preset.name}: no FluxPipeline at {preset.source}")
+        raise UserError(f"{preset.name}: no diffusers pipeline (model_index.json) at {preset.source}")
     from huggingface_hub import snapshot_download
 
     try:

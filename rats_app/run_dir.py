@@ -137,10 +137,12 @@ def model_card(trainer, stopped: bool) -> str:
         lines = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
     last = lines[-20:]
     mean = lambda k: np.mean([r[k] for r in last if r.get(k) is not None]) if any(r.get(k) is not None for r in last) else float("nan")  # noqa: E731
+    # SD3's student learns to need no classifier-free guidance: it runs at guidance_scale=1.
+    student_call = ", guidance_scale=1.0" if trainer.family.name == "sd3" else ""
     return f"""---
 library_name: diffusers
 base_model: {cfg.model}
-tags: [lora, rats, few-step, flux]
+tags: [lora, rats, few-step, {trainer.family.name}]
 ---
 # RATS LoRA ({cfg.preset}) for `{cfg.model}`
 
@@ -148,10 +150,10 @@ A {cfg.student_steps}-step student trained with RATS (reward-aware trajectory sh
 Status: **{"stopped early" if stopped else "finished"}** after {trainer.step} of {cfg.steps} steps.
 
 ```python
-from diffusers import FluxPipeline
-pipe = FluxPipeline.from_pretrained("{cfg.model}")
+from diffusers import {type(trainer.pipe).__name__}
+pipe = {type(trainer.pipe).__name__}.from_pretrained("{cfg.model}")
 pipe.load_lora_weights("{trainer.output_dir}")
-image = pipe(prompt, num_inference_steps={cfg.student_steps}).images[0]
+image = pipe(prompt, num_inference_steps={cfg.student_steps}{student_call}).images[0]
 ```
 
 | setting | value |

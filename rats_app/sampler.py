@@ -1,10 +1,11 @@
 """The one flow-matching sampler: teacher, baseline, student and RATS training rollouts.
 
-It reproduces ``FluxPipeline.__call__`` step for step (same noise draw, same timestep schedule,
-same Euler update in float32), so generation through it is pixel-identical to plain diffusers,
-and adds what training needs: gradients through the whole chain (optionally checkpointed per
-step), arbitrary sigma grids (a teacher grid that refines the student's), and the predicted clean
-latents x0_hat = x_t - sigma * v at every step.
+It reproduces the diffusers pipeline's ``__call__`` step for step (same noise draw, same timestep
+schedule, same Euler update in float32), so generation through it is pixel-identical to plain
+diffusers, and adds what training needs: gradients through the whole chain (optionally
+checkpointed per step), arbitrary sigma grids (a teacher grid that refines the student's), and
+the predicted clean latents x0_hat = x_t - sigma * v at every step. What differs between FLUX
+and SD3 (packing, guidance, timestep scale, default grid) lives in ``rats_app.families``.
 """
 
 from __future__ import annotations
@@ -14,27 +15,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from diffusers import FluxPipeline
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
-from diffusers.utils.torch_utils import randn_tensor
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
+from rats_app.families import Conditioning, family_of
 
-@dataclass
-class Conditioning:
-    """Encoded prompts, as FluxPipeline.encode_prompt returns them."""
-
-    prompt_embeds: torch.Tensor
-    pooled: torch.Tensor
-    text_ids: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.prompt_embeds.shape[0]
+__all__ = ["Conditioning", "Rollout", "encode", "latent_shape", "initial_noise", "default_sigmas",
+           "refined_sigmas", "schedule", "denoise", "decode", "generate"]
 
 
 @dataclass
 class Rollout:
-    """Result of one sampling chain (packed latents, B x tokens x channels)."""
+    """Result of one sampling chain (latents in the family's layout: FLUX packed, SD3 unpacked)."""
 
     latents: torch.Tensor
     sigmas: torch.Tensor                                   # the grid, N + 1 values ending at 0
@@ -42,78 +34,77 @@ class Rollout:
     states: list[torch.Tensor] = field(default_factory=list)    # x_t entering each step
 
 
-def encode(pipe: FluxPipeline, prompts: list[str], max_sequence_length: int = 512) -> Conditioning:
-    embeds, pooled, text_ids = pipe.encode_prompt(
-        prompt=prompts, prompt_2=None, device=pipe.transformer.device,
-        max_sequence_length=max_sequence_length)
-    return Conditioning(embeds, pooled, text_ids)
+def encode(pipe, prompts: list[str], max_sequence_length: int = 512) -> Conditioning:
+    return family_of(pipe).encode(pipe, prompts, max_sequence_length)
 
 
-def latent_shape(pipe: FluxPipeline, height: int, width: int) -> tuple[int, int, int]:
-    """(channels, latent height, latent width) before packing, as FluxPipeline.prepare_latents."""
-    factor = pipe.vae_scale_factor
-    return pipe.transformer.config.in_channels // 4, 2 * (height // (factor * 2)), 2 * (width // (factor * 2))
+def latent_shape(pipe, height: int, width: int) -> tuple[int, int, int]:
+    """(channels, latent height, latent width) before any packing."""
+    return family_of(pipe).latent_shape(pipe, height, width)
 
 
-def initial_noise(pipe: FluxPipeline, generators: list[torch.Generator], height: int, width: int,
+def initial_noise(pipe, generators: list[torch.Generator], height: int, width: int,
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Packed starting noise; sample i is drawn from generators[i] exactly as FluxPipeline does."""
-    c, h, w = latent_shape(pipe, height, width)
-    device = pipe.transformer.device
-    noise = randn_tensor((len(generators), c, h, w), generator=generators, device=device, dtype=dtype)
-    return FluxPipeline._pack_latents(noise, len(generators), c, h, w)
+    """Starting noise; sample i is drawn from generators[i] exactly as the pipeline does."""
+    return family_of(pipe).initial_noise(pipe, generators, height, width, dtype)
 
 
-def default_sigmas(num_steps: int) -> np.ndarray:
-    """FluxPipeline's default grid before the scheduler's shift: linspace(1, 1/N, N)."""
-    return np.linspace(1.0, 1.0 / num_steps, num_steps)
+def default_sigmas(num_steps: int, pipe=None) -> np.ndarray:
+    """The pipeline's default grid before the scheduler's shift (FLUX's when no pipe is given)."""
+    if pipe is None:
+        return np.linspace(1.0, 1.0 / num_steps, num_steps)
+    return family_of(pipe).base_sigmas(pipe, num_steps)
 
 
-def refined_sigmas(num_steps: int, subdivisions: int) -> np.ndarray:
-    """A grid of num_steps * subdivisions steps that contains every point of the num_steps grid."""
-    return default_sigmas(num_steps * subdivisions)
+def refined_sigmas(num_steps: int, subdivisions: int, pipe=None) -> np.ndarray:
+    """A grid of num_steps * subdivisions steps that contains every point of the num_steps grid.
+
+    Each interval of the default grid is cut into equal parts, including the last one down to
+    sigma = 0 (the scheduler appends that 0), so the shifted grids nest too: the shift is monotone.
+    """
+    if pipe is None or family_of(pipe).name == "flux":
+        return default_sigmas(num_steps * subdivisions)  # FLUX: linspace(1, 1/(N m), N m) is that refinement
+    ends = np.append(default_sigmas(num_steps, pipe), 0.0)
+    fractions = np.arange(subdivisions) / subdivisions
+    return (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * fractions[None, :]).reshape(-1)
 
 
-def schedule(pipe: FluxPipeline, num_steps: int, image_seq_len: int,
+def schedule(pipe, num_steps: int, image_seq_len: int,
              sigmas: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Timesteps (N) and sigmas (N + 1) exactly as FluxPipeline computes them.
+    """Timesteps (N) and sigmas (N + 1) exactly as the pipeline computes them.
 
     Works on a copy of the scheduler so concurrent callers never share its step state.
     """
+    family = family_of(pipe)
     scheduler = copy.deepcopy(pipe.scheduler)
-    sigmas = default_sigmas(num_steps) if sigmas is None else sigmas
+    sigmas = default_sigmas(num_steps, pipe) if sigmas is None else sigmas
     if getattr(scheduler.config, "use_flow_sigmas", False):
         sigmas = None
-    mu = calculate_shift(
-        image_seq_len,
-        scheduler.config.get("base_image_seq_len", 256),
-        scheduler.config.get("max_image_seq_len", 4096),
-        scheduler.config.get("base_shift", 0.5),
-        scheduler.config.get("max_shift", 1.15),
-    )
-    timesteps, _ = retrieve_timesteps(scheduler, num_steps, pipe.transformer.device, sigmas=sigmas, mu=mu)
+    kwargs = {}
+    if family.always_pass_mu() or scheduler.config.get("use_dynamic_shifting", False):
+        kwargs["mu"] = calculate_shift(
+            image_seq_len,
+            scheduler.config.get("base_image_seq_len", 256),
+            scheduler.config.get("max_image_seq_len", 4096),
+            scheduler.config.get("base_shift", 0.5),
+            scheduler.config.get("max_shift", 1.15 if family.name == "flux" else 1.16),
+        )
+    timesteps, _ = retrieve_timesteps(scheduler, num_steps, pipe.transformer.device, sigmas=sigmas, **kwargs)
     return timesteps, scheduler.sigmas.to(pipe.transformer.device)
 
 
-def denoise(pipe: FluxPipeline, latents: torch.Tensor, cond: Conditioning, height: int, width: int,
-            num_steps: int, sigmas: np.ndarray | None = None, guidance_scale: float = 3.5,
+def denoise(pipe, latents: torch.Tensor, cond: Conditioning, height: int, width: int,
+            num_steps: int, sigmas: np.ndarray | None = None, guidance_scale: float | None = None,
             grad: bool = False, checkpoint: bool = False, record: bool = False) -> Rollout:
-    """Run the Euler flow chain from ``latents`` (packed noise at sigma = 1) to sigma = 0."""
-    transformer = pipe.transformer
-    batch = latents.shape[0]
-    _, h, w = latent_shape(pipe, height, width)
-    img_ids = FluxPipeline._prepare_latent_image_ids(batch, h // 2, w // 2, latents.device, latents.dtype)
-    timesteps, grid = schedule(pipe, num_steps, latents.shape[1], sigmas)
-    guidance = None
-    if transformer.config.guidance_embeds:
-        guidance = torch.full([1], guidance_scale, device=latents.device, dtype=torch.float32).expand(batch)
+    """Run the Euler flow chain from ``latents`` (noise at sigma = 1) to sigma = 0.
+
+    ``guidance_scale`` None means the family's pipeline default (FLUX 3.5, SD3 7.0); for SD3 a
+    scale of 1 or less runs one pass per step without classifier-free guidance.
+    """
+    family = family_of(pipe)
+    timesteps, grid = schedule(pipe, num_steps, family.image_seq_len(pipe, latents), sigmas)
+    velocity = family.velocity(pipe, latents, cond, height, width, guidance_scale)
     rollout = Rollout(latents=latents, sigmas=grid)
-
-    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return transformer(hidden_states=x, timestep=t.expand(batch).to(x.dtype) / 1000, guidance=guidance,
-                           pooled_projections=cond.pooled, encoder_hidden_states=cond.prompt_embeds,
-                           txt_ids=cond.text_ids, img_ids=img_ids, return_dict=False)[0]
-
     with torch.set_grad_enabled(grad):
         for i, t in enumerate(timesteps):
             if grad and checkpoint:
@@ -129,17 +120,19 @@ def denoise(pipe: FluxPipeline, latents: torch.Tensor, cond: Conditioning, heigh
     return rollout
 
 
-def decode(pipe: FluxPipeline, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Packed latents -> images in [-1, 1] (B x 3 x H x W), differentiable."""
-    unpacked = FluxPipeline._unpack_latents(latents, height, width, pipe.vae_scale_factor)
-    unpacked = unpacked / pipe.vae.config.scaling_factor + pipe.vae.config.shift_factor
-    return pipe.vae.decode(unpacked.to(pipe.vae.dtype), return_dict=False)[0]
+def decode(pipe, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Latents -> images in [-1, 1] (B x 3 x H x W), differentiable."""
+    return family_of(pipe).decode(pipe, latents, height, width)
 
 
 @torch.no_grad()
-def generate(pipe: FluxPipeline, prompts: list[str], num_steps: int, seeds: list[int],
-             height: int, width: int, max_sequence_length: int = 512, guidance_scale: float = 3.5):
-    """Images as FluxPipeline would make them, one seed per prompt: returns PIL images."""
+def generate(pipe, prompts: list[str], num_steps: int, seeds: list[int],
+             height: int, width: int, max_sequence_length: int | None = None, guidance_scale: float | None = None):
+    """Images as the plain pipeline would make them, one seed per prompt: returns PIL images.
+
+    ``max_sequence_length`` None is the pipeline's default (FLUX 512, SD3 256)."""
+    if max_sequence_length is None:
+        max_sequence_length = 512 if family_of(pipe).name == "flux" else 256
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
     cond = encode(pipe, prompts, max_sequence_length)

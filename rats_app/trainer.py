@@ -29,6 +29,7 @@ from rats_app.config import ConfigError, TrainConfig
 from rats_app.io import load_tensors, load_torch_state, save_tensors, save_torch_state, write_json, write_text
 from rats_app.lora import EmaLora, add_lora, save_lora
 from rats_app.rats_loss import rats_loss
+from rats_app.families import family_of
 from rats_app.sampler import Conditioning, decode, denoise, encode, initial_noise, refined_sigmas
 
 SAMPLE_PROMPTS = [
@@ -99,8 +100,11 @@ class RatsTrainer:
         defaults = info.call_defaults if info else {}
         self.height = info.height if info else 64
         self.width = info.width if info else 64
-        self.max_sequence_length = defaults.get("max_sequence_length", 512)
-        self.guidance_scale = defaults.get("guidance_scale", 3.5)
+        self.family = family_of(pipe)
+        self.max_sequence_length = defaults.get("max_sequence_length", 512 if self.family.name == "flux" else 256)
+        # The teacher samples with the model's guidance (SD3: classifier-free guidance); the student
+        # with what its family's student needs (FLUX-dev: the same distilled value; SD3: none).
+        self.guidance_scale = defaults.get("guidance_scale", self.family.default_guidance)
         if reward is None:
             from rats_app.rewards.registry import load_reward
 
@@ -114,14 +118,15 @@ class RatsTrainer:
         self.ema = EmaLora(self.params, config.ema_decay)
         self.optimizer = make_optimizer(config, list(self.params.values()))
         self.step = 0
-        self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._text_cache: dict[str, Conditioning] = {}
         if config.vae_tiling:
             pipe.vae.enable_tiling()
         if config.cache_text_embeddings:
             self._condition(self.prompts + (config.sample_prompts or SAMPLE_PROMPTS))
             if self.device.type == "cuda":  # frozen and no longer needed on the GPU
-                pipe.text_encoder.to("cpu")
-                pipe.text_encoder_2.to("cpu")
+                for name in ("text_encoder", "text_encoder_2", "text_encoder_3"):
+                    if getattr(pipe, name, None) is not None:
+                        getattr(pipe, name).to("cpu")
 
     # ------------------------------------------------------------------ setup helpers
     def _load_watch_rewards(self) -> dict:
@@ -142,6 +147,10 @@ class RatsTrainer:
         return prompts
 
     @property
+    def student_guidance(self) -> float | None:
+        return self.family.student_guidance(self.guidance_scale)
+
+    @property
     def process_index(self) -> int:
         return self.accelerator.process_index if self.accelerator else 0
 
@@ -157,11 +166,9 @@ class RatsTrainer:
         for start in range(0, len(missing), 64):
             chunk = missing[start:start + 64]
             cond = encode(self.pipe, chunk, self.max_sequence_length)
-            for i, p in enumerate(chunk):
-                self._text_cache[p] = tuple(t.to(self.device) for t in (cond.prompt_embeds[i], cond.pooled[i],
-                                                                         cond.text_ids))
-        embeds, pooled, text_ids = zip(*(self._text_cache[p] for p in prompts))
-        return Conditioning(torch.stack(embeds), torch.stack(pooled), text_ids[0])
+            for p, part in zip(chunk, cond.split()):
+                self._text_cache[p] = part.to(self.device)
+        return Conditioning.cat([self._text_cache[p] for p in prompts])
 
     def _batch(self, step: int) -> tuple[list[str], torch.Tensor]:
         cfg = self.config
@@ -186,7 +193,7 @@ class RatsTrainer:
         cfg, started = self.config, time.perf_counter()
         prompts, noise = self._batch(self.step)
         cond = self._condition(prompts)
-        common = dict(height=self.height, width=self.width, guidance_scale=self.guidance_scale, record=True)
+        common = dict(height=self.height, width=self.width, record=True)
         need_teacher = cfg.alpha > 0
         m = cfg.teacher_subdivisions
         if need_teacher:
@@ -194,10 +201,11 @@ class RatsTrainer:
             # place, which must not happen while the student's graph holds them for backward.
             with self.ema.swapped(), torch.no_grad():
                 teacher = denoise(self.pipe, noise, cond, num_steps=cfg.student_steps * m,
-                                  sigmas=refined_sigmas(cfg.student_steps, m), **common)
+                                  sigmas=refined_sigmas(cfg.student_steps, m, self.pipe),
+                                  guidance_scale=self.guidance_scale, **common)
                 r_teacher = self.reward.score(self._to_unit(teacher.latents), prompts).float()
         student = denoise(self.pipe, noise, cond, num_steps=cfg.student_steps, grad=True,
-                          checkpoint=cfg.gradient_checkpointing, **common)
+                          checkpoint=cfg.gradient_checkpointing, guidance_scale=self.student_guidance, **common)
         student_images = self._to_unit(student.latents)
         r_student = self.reward.score(student_images, prompts).float()
         if need_teacher:
@@ -284,5 +292,5 @@ class RatsTrainer:
         noise = initial_noise(self.pipe, generators, self.height, self.width)
         with self._autocast():
             rollout = denoise(self.pipe, noise, cond, self.height, self.width, self.config.student_steps,
-                              guidance_scale=self.guidance_scale)
+                              guidance_scale=self.student_guidance)
             return self._to_unit(rollout.latents)

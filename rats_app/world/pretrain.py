@@ -52,6 +52,7 @@ class PretrainConfig:
     batch: int = 32
     lr: float = 5e-4
     warmup: int = 300
+    lr_decay_from: int = 0  # > 0: cosine decay of lr from this step to 10 % at `steps` (0 = constant)
     ema_decay: float = 0.999
     object_weight: float = 4.0
     checkpoint_every: int = 500
@@ -290,6 +291,9 @@ def train_transformer(work: Path, vae: AutoencoderKL, data: dict[str, torch.Tens
     while step < cfg.steps:
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+        if 0 < cfg.lr_decay_from <= step:
+            progress = min(1.0, (step - cfg.lr_decay_from) / max(1, cfg.steps - cfg.lr_decay_from))
+            lr *= 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
         for group in opt.param_groups:
             group["lr"] = lr
         index = torch.randint(len(latents), (cfg.batch,), generator=generator)
