@@ -83,6 +83,9 @@ class TrainConfig:
     checkpoint_every: int = _f(100, "steps between resumable checkpoints", low=1)
     sample_prompts: list = _f([], "prompts of the sample grid; empty = 8 fixed world prompts")
     device: str = _f("auto", "auto, cpu or cuda")
+    parallel: str = _f("auto", "several processes: ddp (average LoRA gradients), fsdp (shard base and LoRA "
+                       "with FSDP2), auto (fsdp under an accelerate FSDP config, else ddp)",
+                       choices=("auto", "ddp", "fsdp"))
 
     def __post_init__(self) -> None:
         self.validate()

@@ -41,14 +41,18 @@ def lora_parameters(transformer) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in transformer.named_parameters() if ".lora_" in n}
 
 
-def save_lora(transformer, directory: str | os.PathLike, lora_config: dict | None = None) -> Path:
-    """Write ``pytorch_lora_weights.safetensors`` loadable by ``pipe.load_lora_weights(directory)``."""
+def save_lora(transformer, directory: str | os.PathLike, lora_config: dict | None = None,
+              state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``pytorch_lora_weights.safetensors`` loadable by ``pipe.load_lora_weights(directory)``.
+
+    ``state`` is the LoRA already gathered (FSDP); by default it is read from the transformer. The
+    file layout (``transformer.``-prefixed peft keys) is the same for FLUX and SD3 pipelines."""
     from diffusers import FluxPipeline
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.float32).cpu().contiguous()
-             for k, v in get_peft_model_state_dict(transformer, adapter_name=ADAPTER).items()}
+    state = get_peft_model_state_dict(transformer, adapter_name=ADAPTER) if state is None else state
+    state = {k: v.detach().to(torch.float32).cpu().contiguous() for k, v in state.items()}
     metadata = lora_config or transformer.peft_config[ADAPTER].to_dict()
     metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in metadata.items()}
     with tempfile.TemporaryDirectory(dir=directory, prefix=".lora-") as tmp:

@@ -88,19 +88,25 @@ class RunDirectory:
                 f.write(json.dumps(record) + "\n")
 
     def save_checkpoint(self, trainer) -> None:
-        if not self.is_main:
+        # Under FSDP gathering the state is a collective: every process takes part, the main one writes.
+        if not self.is_main and not trainer.sharded:
             return
         from rats_app.lora import save_lora
 
-        save_torch_state(self.path / CHECKPOINT, trainer.state())
-        save_lora(trainer.pipe.transformer, self.path)
+        state, lora = trainer.state(), trainer.lora_state()
+        if not self.is_main:
+            return
+        save_torch_state(self.path / CHECKPOINT, state)
+        save_lora(trainer.pipe.transformer, self.path, state=lora)
         write_json(self.path / "run.json", {"status": "running", "step": trainer.step})
 
     def save_samples(self, trainer, step: int) -> None:
-        if not self.is_main:
+        if not self.is_main and not trainer.sharded:  # a sharded forward needs every process
             return
         prompts = trainer.config.sample_prompts or _default_sample_prompts(trainer)
         images = trainer.sample_images(prompts, list(range(len(prompts))))
+        if not self.is_main:
+            return
         array = (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         grid = np.concatenate(list(array), axis=1)
         path = self.path / "samples" / f"step_{step:06d}.png"

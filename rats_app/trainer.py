@@ -27,7 +27,9 @@ import torch
 
 from rats_app.config import ConfigError, TrainConfig
 from rats_app.io import load_tensors, load_torch_state, save_tensors, save_torch_state, write_json, write_text
-from rats_app.lora import EmaLora, add_lora, save_lora
+from rats_app.distributed import (average_gradients, fsdp_requested, full, full_optimizer_state,
+                                  load_full_optimizer_state, shard_like, shard_transformer)
+from rats_app.lora import EmaLora, add_lora, lora_parameters
 from rats_app.rats_loss import rats_loss
 from rats_app.families import family_of
 from rats_app.sampler import Conditioning, decode, denoise, encode, initial_noise, refined_sigmas
@@ -115,6 +117,10 @@ class RatsTrainer:
         self.params = add_lora(pipe.transformer, config.lora_rank, config.lora_alpha, config.lora_targets, config.seed)
         for p in self.params.values():
             p.data = p.data.float()  # trainable LoRA in float32 even when the base is bfloat16
+        self.sharded = fsdp_requested(config.parallel, accelerator)
+        if self.sharded:  # FSDP2 replaces the parameters with sharded ones: collect them again
+            shard_transformer(pipe.transformer, self.device)
+            self.params = lora_parameters(pipe.transformer)
         self.ema = EmaLora(self.params, config.ema_decay)
         self.optimizer = make_optimizer(config, list(self.params.values()))
         self.step = 0
@@ -219,11 +225,9 @@ class RatsTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         params = list(self.params.values())
-        if self.accelerator is not None and self.accelerator.num_processes > 1:
-            for p in params:  # data parallel: average LoRA gradients across processes
-                grad = p.grad if p.grad is not None else torch.zeros_like(p)
-                p.grad = self.accelerator.reduce(grad.contiguous(), reduction="mean")
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+        if not self.sharded and self.accelerator is not None and self.accelerator.num_processes > 1:
+            average_gradients(self.accelerator, params)  # FSDP reduce-scatters gradients itself
+        norm = full(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf))
         self.optimizer.step()
         self.ema.update()
         self.step += 1
@@ -267,8 +271,21 @@ class RatsTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
-        return {"step": self.step, "optimizer": self.optimizer.state_dict(),
-                "lora": {n: p.detach().clone() for n, p in self.params.items()}, "ema": self.ema.state_dict()}
+        """Resumable state with full tensors (under FSDP a collective: every process calls it)."""
+        optimizer = (full_optimizer_state(self.pipe.transformer, self.optimizer) if self.sharded
+                     else self.optimizer.state_dict())
+        return {"step": self.step, "optimizer": optimizer,
+                "lora": {n: full(p.detach()).clone() for n, p in self.params.items()},
+                "ema": {n: full(t) for n, t in self.ema.state_dict().items()}}
+
+    def lora_state(self) -> dict[str, torch.Tensor]:
+        """The LoRA in diffusers/peft naming, full tensors (collective under FSDP)."""
+        from peft import get_peft_model_state_dict
+
+        from rats_app.lora import ADAPTER
+
+        return {k: full(v.detach()) for k, v in get_peft_model_state_dict(self.pipe.transformer,
+                                                                           adapter_name=ADAPTER).items()}
 
     def load_state(self, state: dict) -> None:
         lora = state["lora"]
@@ -279,9 +296,13 @@ class RatsTrainer:
             for n, p in self.params.items():
                 if p.shape != lora[n].shape:
                     raise ValueError(f"checkpoint tensor {n} has shape {tuple(lora[n].shape)}, model has {tuple(p.shape)}")
-                p.copy_(lora[n])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+                p.copy_(shard_like(lora[n], p))
+        self.ema.load_state_dict({n: shard_like(t, self.params[n]) for n, t in state["ema"].items()
+                                  if n in self.params})
+        if self.sharded:
+            load_full_optimizer_state(self.pipe.transformer, self.optimizer, state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
 
     @torch.no_grad()
