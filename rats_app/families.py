@@ -10,7 +10,7 @@ the sampler stays pixel-identical to plain diffusers for both.
 |---|---|---|
 | latents | 2x2 patches packed into tokens | unpacked B x C x h x w |
 | timestep given to the transformer | sigma (t / 1000) | t (0..1000) |
-| guidance | FLUX-dev: a distilled guidance *input* (one pass); schnell: none | classifier-free: two passes |
+| guidance | FLUX-dev: a distilled guidance *input* (one pass); schnell: none; any: ``true_cfg_scale`` with a negative prompt (two passes) | classifier-free: two passes |
 | default grid (before shift) | linspace(1, 1/N, N) | linspace(sigma_max, sigma_min, N) |
 | RATS student | same guidance value as the teacher | no guidance: one pass per step |
 """
@@ -71,10 +71,17 @@ class FluxFamily:
 
         return isinstance(pipe, FluxPipeline)
 
-    def encode(self, pipe, prompts: list[str], max_sequence_length: int) -> Conditioning:
-        embeds, pooled, text_ids = pipe.encode_prompt(prompt=prompts, prompt_2=None, device=pipe.transformer.device,
-                                                      max_sequence_length=max_sequence_length)
-        return Conditioning(embeds, pooled, text_ids)
+    def encode(self, pipe, prompts: list[str], max_sequence_length: int,
+               negative_prompt: str | None = None) -> Conditioning:
+        """With a negative prompt (FluxPipeline's true CFG) its embeddings come too, one per prompt."""
+        def run(texts):
+            return pipe.encode_prompt(prompt=texts, prompt_2=None, device=pipe.transformer.device,
+                                      max_sequence_length=max_sequence_length)
+        embeds, pooled, text_ids = run(prompts)
+        if negative_prompt is None:
+            return Conditioning(embeds, pooled, text_ids)
+        negative, negative_pooled, _ = run([negative_prompt] * len(prompts))
+        return Conditioning(embeds, pooled, text_ids, negative, negative_pooled)
 
     def latent_shape(self, pipe, height: int, width: int) -> tuple[int, int, int]:
         """(channels, latent height, latent width) before packing, as FluxPipeline.prepare_latents."""
@@ -100,7 +107,8 @@ class FluxFamily:
         return True  # FluxPipeline computes mu for every scheduler (used only when shifting is dynamic)
 
     def velocity(self, pipe, latents: torch.Tensor, cond: Conditioning, height: int, width: int,
-                 guidance_scale: float | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+                 guidance_scale: float | None, true_cfg_scale: float = 1.0
+                 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         from diffusers import FluxPipeline
 
         transformer = pipe.transformer
@@ -112,10 +120,20 @@ class FluxFamily:
             scale = self.default_guidance if guidance_scale is None else guidance_scale
             guidance = torch.full([1], scale, device=latents.device, dtype=torch.float32).expand(batch)
 
-        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        true_cfg = true_cfg_scale > 1 and cond.negative_embeds is not None  # FluxPipeline's do_true_cfg
+
+        def one_pass(x, t, embeds, pooled):
             return transformer(hidden_states=x, timestep=t.expand(batch).to(x.dtype) / 1000, guidance=guidance,
-                               pooled_projections=cond.pooled, encoder_hidden_states=cond.prompt_embeds,
+                               pooled_projections=pooled, encoder_hidden_states=embeds,
                                txt_ids=cond.text_ids, img_ids=img_ids, return_dict=False)[0]
+
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            v = one_pass(x, t, cond.prompt_embeds, cond.pooled)
+            if not true_cfg:
+                return v
+            # Two separate passes, as FluxPipeline makes them (a batched pass differs in the last bits).
+            negative = one_pass(x, t, cond.negative_embeds, cond.negative_pooled)
+            return negative + true_cfg_scale * (v - negative)
         return velocity
 
     def decode(self, pipe, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -141,11 +159,13 @@ class SD3Family:
 
         return isinstance(pipe, StableDiffusion3Pipeline)
 
-    def encode(self, pipe, prompts: list[str], max_sequence_length: int) -> Conditioning:
-        # Negative ("") embeddings are always computed: cheap, and the teacher needs them for CFG.
+    def encode(self, pipe, prompts: list[str], max_sequence_length: int,
+               negative_prompt: str | None = None) -> Conditioning:
+        # Negative embeddings ("" by default) are always computed: cheap, and the teacher needs them.
         embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
             prompt=prompts, prompt_2=None, prompt_3=None, device=pipe.transformer.device,
-            do_classifier_free_guidance=True, max_sequence_length=max_sequence_length)
+            do_classifier_free_guidance=True, max_sequence_length=max_sequence_length,
+            negative_prompt=None if negative_prompt is None else [negative_prompt] * len(prompts))
         return Conditioning(embeds, pooled, None, negative, negative_pooled)
 
     def latent_shape(self, pipe, height: int, width: int) -> tuple[int, int, int]:
@@ -171,8 +191,9 @@ class SD3Family:
         return False  # StableDiffusion3Pipeline passes mu only to a dynamically shifting scheduler
 
     def velocity(self, pipe, latents: torch.Tensor, cond: Conditioning, height: int, width: int,
-                 guidance_scale: float | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        transformer = pipe.transformer
+                 guidance_scale: float | None, true_cfg_scale: float = 1.0
+                 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        transformer = pipe.transformer  # SD3's CFG is guidance_scale; true_cfg_scale is FLUX's alone
         scale = self.default_guidance if guidance_scale is None else guidance_scale
         cfg = scale > 1  # StableDiffusion3Pipeline.do_classifier_free_guidance
         if cfg and cond.negative_embeds is None:

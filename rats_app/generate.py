@@ -21,7 +21,8 @@ from rats_app.models import DEFAULT_MODEL, SHIPPED_RATS_LORA, UserError, check_n
 
 
 # FluxPipeline.__call__ arguments that rats_app.sampler.generate reproduces.
-SAMPLER_CALL_KEYS = frozenset({"height", "width", "max_sequence_length", "guidance_scale"})
+SAMPLER_CALL_KEYS = frozenset({"height", "width", "max_sequence_length", "guidance_scale", "true_cfg_scale",
+                               "negative_prompt"})
 
 
 def read_prompts(path: str | os.PathLike) -> list[str]:

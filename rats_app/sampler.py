@@ -34,8 +34,9 @@ class Rollout:
     states: list[torch.Tensor] = field(default_factory=list)    # x_t entering each step
 
 
-def encode(pipe, prompts: list[str], max_sequence_length: int = 512) -> Conditioning:
-    return family_of(pipe).encode(pipe, prompts, max_sequence_length)
+def encode(pipe, prompts: list[str], max_sequence_length: int = 512,
+           negative_prompt: str | None = None) -> Conditioning:
+    return family_of(pipe).encode(pipe, prompts, max_sequence_length, negative_prompt)
 
 
 def latent_shape(pipe, height: int, width: int) -> tuple[int, int, int]:
@@ -95,15 +96,17 @@ def schedule(pipe, num_steps: int, image_seq_len: int,
 
 def denoise(pipe, latents: torch.Tensor, cond: Conditioning, height: int, width: int,
             num_steps: int, sigmas: np.ndarray | None = None, guidance_scale: float | None = None,
-            grad: bool = False, checkpoint: bool = False, record: bool = False) -> Rollout:
+            grad: bool = False, checkpoint: bool = False, record: bool = False,
+            true_cfg_scale: float = 1.0) -> Rollout:
     """Run the Euler flow chain from ``latents`` (noise at sigma = 1) to sigma = 0.
 
     ``guidance_scale`` None means the family's pipeline default (FLUX 3.5, SD3 7.0); for SD3 a
-    scale of 1 or less runs one pass per step without classifier-free guidance.
+    scale of 1 or less runs one pass per step without classifier-free guidance. ``true_cfg_scale``
+    > 1 is FluxPipeline's true CFG (needs negative embeddings in ``cond``).
     """
     family = family_of(pipe)
     timesteps, grid = schedule(pipe, num_steps, family.image_seq_len(pipe, latents), sigmas)
-    velocity = family.velocity(pipe, latents, cond, height, width, guidance_scale)
+    velocity = family.velocity(pipe, latents, cond, height, width, guidance_scale, true_cfg_scale)
     rollout = Rollout(latents=latents, sigmas=grid)
     with torch.set_grad_enabled(grad):
         for i, t in enumerate(timesteps):
@@ -127,7 +130,8 @@ def decode(pipe, latents: torch.Tensor, height: int, width: int) -> torch.Tensor
 
 @torch.no_grad()
 def generate(pipe, prompts: list[str], num_steps: int, seeds: list[int],
-             height: int, width: int, max_sequence_length: int | None = None, guidance_scale: float | None = None):
+             height: int, width: int, max_sequence_length: int | None = None, guidance_scale: float | None = None,
+             true_cfg_scale: float = 1.0, negative_prompt: str | None = None):
     """Images as the plain pipeline would make them, one seed per prompt: returns PIL images.
 
     ``max_sequence_length`` None is the pipeline's default (FLUX 512, SD3 256)."""
@@ -135,9 +139,12 @@ def generate(pipe, prompts: list[str], num_steps: int, seeds: list[int],
         max_sequence_length = 512 if family_of(pipe).name == "flux" else 256
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-    cond = encode(pipe, prompts, max_sequence_length)
+    if family_of(pipe).name == "flux" and true_cfg_scale <= 1:
+        negative_prompt = None  # FluxPipeline encodes the negative prompt only for true CFG
+    cond = encode(pipe, prompts, max_sequence_length, negative_prompt)
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     noise = initial_noise(pipe, generators, height, width, cond.prompt_embeds.dtype)
-    rollout = denoise(pipe, noise, cond, height, width, num_steps, guidance_scale=guidance_scale)
+    rollout = denoise(pipe, noise, cond, height, width, num_steps, guidance_scale=guidance_scale,
+                      true_cfg_scale=true_cfg_scale)
     images = decode(pipe, rollout.latents, height, width)
     return pipe.image_processor.postprocess(images, output_type="pil")

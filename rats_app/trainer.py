@@ -107,6 +107,12 @@ class RatsTrainer:
         # The teacher samples with the model's guidance (SD3: classifier-free guidance); the student
         # with what its family's student needs (FLUX-dev: the same distilled value; SD3: none).
         self.guidance_scale = defaults.get("guidance_scale", self.family.default_guidance)
+        # FluxPipeline's true CFG (a model's call_defaults may ask for it): teacher and student both use it,
+        # so the student stays pixel-identical to the plain pipeline call with the LoRA loaded.
+        self.true_cfg_scale = float(defaults.get("true_cfg_scale", 1.0))
+        self.negative_prompt = defaults.get("negative_prompt")
+        if self.family.name == "flux" and self.true_cfg_scale <= 1:
+            self.negative_prompt = None
         if reward is None:
             from rats_app.rewards.registry import load_reward
 
@@ -171,7 +177,7 @@ class RatsTrainer:
         missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
         for start in range(0, len(missing), 64):
             chunk = missing[start:start + 64]
-            cond = encode(self.pipe, chunk, self.max_sequence_length)
+            cond = encode(self.pipe, chunk, self.max_sequence_length, self.negative_prompt)
             for p, part in zip(chunk, cond.split()):
                 self._text_cache[p] = part.to(self.device)
         return Conditioning.cat([self._text_cache[p] for p in prompts])
@@ -199,7 +205,7 @@ class RatsTrainer:
         cfg, started = self.config, time.perf_counter()
         prompts, noise = self._batch(self.step)
         cond = self._condition(prompts)
-        common = dict(height=self.height, width=self.width, record=True)
+        common = dict(height=self.height, width=self.width, record=True, true_cfg_scale=self.true_cfg_scale)
         need_teacher = cfg.alpha > 0
         m = cfg.teacher_subdivisions
         if need_teacher:
@@ -313,5 +319,5 @@ class RatsTrainer:
         noise = initial_noise(self.pipe, generators, self.height, self.width)
         with self._autocast():
             rollout = denoise(self.pipe, noise, cond, self.height, self.width, self.config.student_steps,
-                              guidance_scale=self.student_guidance)
+                              guidance_scale=self.student_guidance, true_cfg_scale=self.true_cfg_scale)
             return self._to_unit(rollout.latents)

@@ -53,3 +53,20 @@ def test_gradients_flow_through_a_checkpointed_chain(pipe):
     finally:
         weight.requires_grad_(False)
         weight.grad = None
+
+
+def test_flux_true_cfg_is_pixel_identical_to_plain_diffusers(pipe, tiny_world_model_dir):
+    """call_defaults may ask for FluxPipeline's true CFG (negative prompt, true_cfg_scale > 1)."""
+    from diffusers import FluxPipeline
+
+    from rats_app.sampler import generate
+
+    plain = FluxPipeline.from_pretrained(tiny_world_model_dir)
+    plain.set_progress_bar_config(disable=True)
+    kwargs = dict(height=64, width=64, max_sequence_length=16, true_cfg_scale=3.0, negative_prompt="")
+    ours = generate(pipe, [PROMPT, PROMPT], 4, [5, 6], **kwargs)
+    without = generate(pipe, [PROMPT], 4, [5], height=64, width=64, max_sequence_length=16)[0]
+    for seed, image in zip((5, 6), ours):
+        ref = plain(PROMPT, num_inference_steps=4, generator=torch.Generator().manual_seed(seed), **kwargs).images[0]
+        assert np.abs(np.asarray(image).astype(int) - np.asarray(ref).astype(int)).max() <= 3
+    assert np.abs(np.asarray(ours[0]).astype(int) - np.asarray(without).astype(int)).max() > 3

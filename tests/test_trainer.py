@@ -171,3 +171,21 @@ def test_8bit_adam_without_bitsandbytes_is_a_clear_error(tmp_path, tiny_world_mo
         pass
     with pytest.raises(ConfigError, match="adamw8bit needs the bitsandbytes package"):
         make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "run", optimizer="adamw8bit")
+
+
+def test_true_cfg_from_call_defaults_drives_teacher_and_student(tmp_path, tiny_world_model_dir, tiny_world_reward):
+    """A model whose call_defaults ask for FluxPipeline's true CFG: both rollouts make two passes."""
+    import shutil
+
+    from rats_app.io import write_json
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_world_model_dir, model)
+    write_json(model / "call_defaults.json", {"max_sequence_length": 16, "true_cfg_scale": 2.0, "negative_prompt": ""})
+    trainer = make_trainer(model, tiny_world_reward, tmp_path / "run")
+    assert trainer.true_cfg_scale == 2.0 and trainer.negative_prompt == ""
+    calls = []
+    hook = trainer.pipe.transformer.register_forward_hook(lambda *args: calls.append(1))
+    trainer.train_step()
+    hook.remove()
+    assert len(calls) == 2 * (6 + 3)  # teacher 6 steps, student 3 steps, each conditional + unconditional

@@ -55,6 +55,7 @@ class PretrainConfig:
     lr_decay_from: int = 0  # > 0: cosine decay of lr from this step to 10 % at `steps` (0 = constant)
     ema_decay: float = 0.999
     object_weight: float = 4.0
+    uncond_prob: float = 0.0  # share of prompts replaced by "" (so true classifier-free guidance works)
     checkpoint_every: int = 500
 
 
@@ -298,7 +299,11 @@ def train_transformer(work: Path, vae: AutoencoderKL, data: dict[str, torch.Tens
             group["lr"] = lr
         index = torch.randint(len(latents), (cfg.batch,), generator=generator)
         x0 = latents[index].float().to(device)
-        loss = flow_matching_loss(pipe, x0, [prompts[i] for i in prompt_index[index]], generator, cfg.object_weight)
+        batch_prompts = [prompts[i] for i in prompt_index[index]]
+        if cfg.uncond_prob > 0:  # the empty prompt teaches the unconditional velocity CFG needs
+            drop = torch.rand(len(batch_prompts), generator=generator) < cfg.uncond_prob
+            batch_prompts = ["" if d else p for p, d in zip(batch_prompts, drop.tolist())]
+        loss = flow_matching_loss(pipe, x0, batch_prompts, generator, cfg.object_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
