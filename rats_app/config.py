@@ -65,6 +65,9 @@ class TrainConfig:
     lora_alpha: float = _f(8.0, "LoRA alpha (scale = alpha / rank)", low=0.0, low_open=True)
     lora_targets: list = _f(["to_q", "to_k", "to_v", "to_out.0"], "transformer modules that get LoRA")
     learning_rate: float = _f(1e-3, "AdamW learning rate", low=0.0, low_open=True)
+    lr_schedule: str = _f("constant", "constant, or cosine (decays to 10 % of learning_rate at the last step)",
+                          choices=("constant", "cosine"))
+    warmup_steps: int = _f(0, "steps of linear learning-rate warm-up from 0", low=0)
     weight_decay: float = _f(0.0, "AdamW weight decay", low=0.0)
     max_grad_norm: float = _f(1.0, "gradient clipping (0 = off)", low=0.0)
     steps: int = _f(300, "optimisation steps", low=1, high=1_000_000)

@@ -25,7 +25,7 @@ from rats_app.config import ConfigError, TrainConfig
 from rats_app.io import load_torch_state, save_torch_state, write_json, write_text
 
 CHECKPOINT = Path("checkpoint") / "state.pt"
-RESUMABLE_CHANGES = {"steps", "sample_every", "checkpoint_every", "device", "watch_every"}
+RESUMABLE_CHANGES = {"steps", "sample_every", "checkpoint_every", "device", "watch_every", "parallel"}
 
 
 def prepare(output_dir: str | Path, config: TrainConfig, resume: bool) -> dict | None:

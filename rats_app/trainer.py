@@ -257,11 +257,11 @@ class RatsTrainer:
         from rats_app.run_dir import RunDirectory
 
         run = RunDirectory(self.output_dir, self.is_main)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.learning_rate
         while self.step < self.config.steps:
             if should_stop is not None and should_stop():
                 break
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate_at(self.step)
             metrics = self.train_step()
             run.append_metrics(asdict(metrics))
             if progress is not None:
@@ -274,6 +274,15 @@ class RatsTrainer:
         run.save_samples(self, self.step)
         run.finish(self, stopped=self.step < self.config.steps)
         return self.output_dir
+
+    def learning_rate_at(self, step: int) -> float:
+        """Warm-up, then constant or cosine to 10 % (a function of the step: resuming changes nothing)."""
+        cfg = self.config
+        lr = cfg.learning_rate * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.learning_rate
+        if cfg.lr_schedule == "cosine":
+            progress = min(1.0, step / max(1, cfg.steps - 1))
+            lr *= 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
+        return lr
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:

@@ -189,3 +189,16 @@ def test_true_cfg_from_call_defaults_drives_teacher_and_student(tmp_path, tiny_w
     trainer.train_step()
     hook.remove()
     assert len(calls) == 2 * (6 + 3)  # teacher 6 steps, student 3 steps, each conditional + unconditional
+
+
+def test_learning_rate_schedule_exact_values(tmp_path, tiny_world_model_dir, tiny_world_reward):
+    trainer = make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "run", steps=5, warmup_steps=2,
+                           lr_schedule="cosine", learning_rate=1e-3)
+    got = [trainer.learning_rate_at(s) for s in range(5)]
+    # warm-up 1/2, then cosine from 1 to 0.1 over steps 0..4: 0.1 + 0.45 (1 + cos(pi s / 4))
+    expected = [0.5e-3, 1e-3 * (0.1 + 0.45 * (1 + np.cos(np.pi / 4))), 0.55e-3,
+                1e-3 * (0.1 + 0.45 * (1 + np.cos(3 * np.pi / 4))), 0.1e-3]
+    assert np.allclose(got, expected, rtol=1e-12)
+    seen = []
+    trainer.train(progress=seen.append)
+    assert np.allclose([m.lr for m in seen], expected)
