@@ -82,3 +82,27 @@ def test_missing_preset_weights_say_how_to_supply_them(monkeypatch, tmp_path):
     tiny = tiny_flux(tmp_path, "dev")
     monkeypatch.setenv("RATS_FLUX_DEV", str(tiny))
     assert locate(PRESETS["flux.1-dev"]) == tiny
+
+
+def test_full_size_flux_dev_benchmark_code_runs_scaled_down(tmp_path):
+    """benchmarks/flux_dev_memory.py builds FLUX.1-dev's architecture (guidance embedding, T5 + CLIP,
+    HPSv2-sized reward); on a GPU at full size, here scaled down, with every memory option on."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.flux_dev_memory import build
+    from rats_app.config import TrainConfig
+    from rats_app.run_dir import prepare
+    from rats_app.trainer import RatsTrainer
+
+    pipe, reward, prompts = build(tiny=True, device="cpu")
+    assert pipe.transformer.config.guidance_embeds and pipe.transformer.dtype == torch.bfloat16
+    config = TrainConfig.from_dict({"model": "random", "steps": 1, "batch_size": 1, "sample_every": 0,
+                                    "teacher_steps": 6, "lora_rank": 4, "device": "cpu", "dtype": "bfloat16",
+                                    "gradient_checkpointing": True, "vae_tiling": True,
+                                    "lora_targets": [t for t in FLUX_FULL if t != "proj_out"]})
+    prepare(tmp_path / "run", config, False)
+    trainer = RatsTrainer(config, tmp_path / "run", pipe=pipe, reward=reward, watch_rewards={}, prompts=prompts)
+    metrics = trainer.train_step()
+    assert np.isfinite(metrics.loss) and metrics.grad_norm > 0
