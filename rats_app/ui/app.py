@@ -245,4 +245,7 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
 
 
 def main() -> None:
-    build_app().queue(default_concurrency_limit=2).launch()
+    # RATS_MODEL: the model the app opens with (a diffusers directory); Shapes World by default.
+    # Presets' own variables (RATS_FLUX_DEV, RATS_SD35_MEDIUM, ...) make them available in the dropdown.
+    model = os.environ.get("RATS_MODEL")
+    build_app(Studio(model) if model else None).queue(default_concurrency_limit=2).launch()
