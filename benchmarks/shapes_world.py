@@ -36,24 +36,13 @@ def evaluate(name: str, prompts: str, images: int, nfes: list[int], loras: list[
     return json.loads((out / "results.json").read_text())
 
 
-def attribute_rates(out: Path, prompts_kind: str, rows: list[dict]) -> list[str]:
-    """Per-attribute accuracy from the cached images (the checker re-reads them)."""
-    from PIL import Image
-
-    from rats_app.evaluate import load_prompts
-    from rats_app.world.checker import check_image, summarize
-
+def attribute_rates(prompts_kind: str, rows: list[dict]) -> list[str]:
+    """Table lines: per-attribute, all-five and clean rates as `rats_app.evaluate` measured them."""
     lines = []
     for r in rows:
-        folder = out / "images" / r["variant"] / f"nfe{r['nfe']:03d}"
-        prompts = load_prompts(prompts_kind, r["n"])
-        checks = [check_image(np.asarray(Image.open(folder / f"{i:04d}.png").convert("RGB")), p)
-                  for i, p in enumerate(prompts)]
-        s = summarize(checks)
-        cells = " | ".join(f"{100 * s[k]:.1f}" for k in ("background", "color", "shape", "size", "position",
-                                                           "correct", "clean"))
-        lines.append(f"| {r['variant']} @ {r['nfe']} | {prompts_kind} | {r['n']} | {cells} | "
-                     f"{r['shapes']:.2f} ± {r['shapes_ci']:.2f} |")
+        cells = " | ".join(f"{r['attributes'][k]:.1f}" for k in ("background", "color", "shape", "size", "position"))
+        lines.append(f"| {r['variant']} @ {r['nfe']} | {prompts_kind} | {r['n']} | {cells} | {r['correct']:.1f} | "
+                     f"{r['clean']:.1f} | {r['shapes']:.2f} ± {r['shapes_ci']:.2f} |")
     return lines
 
 
@@ -86,7 +75,7 @@ def main() -> None:
     lines = []
     for prompts in ("world-train", "world-heldout"):
         data = evaluate(args.what, prompts, args.images, nfes, args.lora)
-        lines += attribute_rates(ROOT / "runs" / "results" / f"{args.what}-{prompts}", prompts, data["rows"])
+        lines += attribute_rates(prompts, data["rows"])
     command = f"python benchmarks/shapes_world.py {args.what} --images {args.images}" + "".join(
         f" --lora {x}" for x in args.lora)
     text = (f"Measured with `{command}` (checker rates in %, seeds 0…{args.images - 1}):\n\n"

@@ -126,22 +126,30 @@ def _measure(studio, variant: Variant, prompts: list[str], images: list, world: 
     if world:
         from rats_app.world.checker import check_image
 
+        from rats_app.world.checker import ATTRIBUTES
+
         checks = [check_image(np.asarray(im), p) for im, p in zip(images, prompts)]
         for key, values in (("correct", [c.correct for c in checks]), ("clean", [c.clean for c in checks])):
             row[key], row[f"{key}_ci"] = mean_ci([100.0 * v for v in values])
+        # Per-attribute rates (%, in results.json): which attribute a variant gets wrong.
+        row[ATTRIBUTES_KEY] = {a: 100.0 * float(np.mean([c.right.get(a, False) for c in checks])) for a in ATTRIBUTES}
     return row
+
+
+ATTRIBUTES_KEY = "attributes"
+NOT_METRICS = ("variant", "nfe", "n", ATTRIBUTES_KEY)
 
 
 def _add_deltas(rows: list[dict]) -> None:
     baseline = {r["nfe"]: r for r in rows if r["variant"] == "baseline"}
     for r in rows:
         base = baseline.get(r["nfe"])
-        for key in [k for k in r if k not in ("variant", "nfe", "n") and not k.endswith("_ci")]:
+        for key in [k for k in r if k not in NOT_METRICS and not k.endswith("_ci")]:
             r[f"{key}_delta"] = r[key] - base[key] if base and r["variant"] != "baseline" else None
 
 
 def metric_keys(rows: list[dict]) -> list[str]:
-    return [k for k in rows[0] if k not in ("variant", "nfe", "n") and not k.endswith(("_ci", "_delta"))]
+    return [k for k in rows[0] if k not in NOT_METRICS and not k.endswith(("_ci", "_delta"))]
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -162,7 +170,7 @@ def write_tables(rows: list[dict], out: Path, meta: dict) -> None:
 
     write_text(out / "results.md", markdown_table(rows) + "\nDeltas in parentheses: vs the baseline at the same NFE.\n")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buffer, fieldnames=[k for k in rows[0] if k != ATTRIBUTES_KEY], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / "results.csv", buffer.getvalue())

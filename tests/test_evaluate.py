@@ -39,6 +39,9 @@ def test_evaluate_writes_paper_style_tables_and_resumes(tiny_env, capsys):
     row = data["rows"][3]
     assert {"shapes", "shapes_ci", "shapes_delta", "correct", "clean"} <= set(row) and row["n"] == 3
     assert data["rows"][1]["shapes_delta"] is None  # the baseline is the reference
+    assert set(row["attributes"]) == {"background", "color", "shape", "size", "position"}
+    assert all(0.0 <= v <= 100.0 for v in row["attributes"].values())
+    assert "attributes" not in (out / "results.md").read_text() and "attributes" not in (out / "results.csv").read_text()
     assert (out / "results.md").read_text().startswith("| variant | NFE | n |")
     assert (out / "results.csv").exists() and (out / "frontier.png").stat().st_size > 1000
     cached = sorted((out / "images").rglob("*.png"))
