@@ -56,6 +56,7 @@ class PretrainConfig:
     ema_decay: float = 0.999
     object_weight: float = 4.0
     uncond_prob: float = 0.0  # share of prompts replaced by "" (so true classifier-free guidance works)
+    true_cfg_scale: float = 1.0  # > 1 (with uncond_prob > 0): exported call_defaults ask for FluxPipeline's true CFG
     checkpoint_every: int = 500
 
 
@@ -355,7 +356,10 @@ def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
     _load_flat_state(_trainable(pipe), {k: v.float() for k, v in state["ema"].items()})
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out)
-    write_json(out / "call_defaults.json", CALL_DEFAULTS)
+    call_defaults = dict(CALL_DEFAULTS)
+    if cfg.true_cfg_scale > 1 and cfg.uncond_prob > 0:  # the model knows the empty prompt: guide against it
+        call_defaults.update(true_cfg_scale=cfg.true_cfg_scale, negative_prompt="")
+    write_json(out / "call_defaults.json", call_defaults)
     write_json(out / "world.json", {
         "world": "shapes-world/v1", "vocabulary": vocabulary(),
         "training_prompts": len(training_prompts()), "held_out_prompts": len(held_out_prompts()),
