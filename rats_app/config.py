@@ -47,30 +47,30 @@ class TrainConfig:
     prompts: str = _f("world", "'world' (Shapes World training prompts) or a text file, one prompt per line")
     # --- the method
     student_steps: int = _f(3, "K: student sampling steps (its timesteps are the horizons)", low=1, high=50)
-    teacher_steps: int = _f(48, "teacher steps; rounded up to a multiple of student_steps so its grid "
+    teacher_steps: int = _f(24, "teacher steps; rounded up to a multiple of student_steps so its grid "
                             "contains the student's", low=1, high=1000)
     horizons: list = _f([], "student step indices to match at (0 = sigma 1); empty = all K")
     horizon_weights: list = _f([], "per-horizon weights w_h (same length as the horizons); empty = all 1")
     match_on: str = _f("x0", "match predicted clean latents (x0) or the noisy states (state)", choices=("x0", "state"))
     match_distance: str = _f("l2", "distance d between teacher and student", choices=("l2", "cosine"))
     alpha: float = _f(1.0, "alpha: weight of the gated horizon-matching term", low=0.0)
-    reward_weight: float = _f(0.005, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
+    reward_weight: float = _f(0.01, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
     tau: float = _f(1.0, "tau: gate temperature, g = sigmoid((R_T - R_S) / tau)", low=0.0, low_open=True)
     gate: str = _f("soft", "soft: sigmoid; hard: 1 if R_T > R_S else 0; always: g = 1",
                    choices=("soft", "hard", "always"))
-    ema_decay: float = _f(0.95, "EMA decay of the teacher's LoRA (teacher = base + EMA of student LoRA)",
+    ema_decay: float = _f(0.998, "EMA decay of the teacher's LoRA (teacher = base + EMA of student LoRA)",
                           low=0.0, high=1.0)
     # --- LoRA and optimisation
     lora_rank: int = _f(8, "LoRA rank", low=1, high=512)
     lora_alpha: float = _f(8.0, "LoRA alpha (scale = alpha / rank)", low=0.0, low_open=True)
     lora_targets: list = _f(["to_q", "to_k", "to_v", "to_out.0"], "transformer modules that get LoRA")
     learning_rate: float = _f(1e-3, "AdamW learning rate", low=0.0, low_open=True)
-    lr_schedule: str = _f("constant", "constant, or cosine (decays to 10 % of learning_rate at the last step)",
+    lr_schedule: str = _f("cosine", "constant, or cosine (decays to 10 % of learning_rate at the last step)",
                           choices=("constant", "cosine"))
-    warmup_steps: int = _f(0, "steps of linear learning-rate warm-up from 0", low=0)
+    warmup_steps: int = _f(10, "steps of linear learning-rate warm-up from 0", low=0)
     weight_decay: float = _f(0.0, "AdamW weight decay", low=0.0)
     max_grad_norm: float = _f(1.0, "gradient clipping (0 = off)", low=0.0)
-    steps: int = _f(300, "optimisation steps", low=1, high=1_000_000)
+    steps: int = _f(240, "optimisation steps", low=1, high=1_000_000)
     batch_size: int = _f(8, "prompts per step (per process)", low=1, high=4096)
     gradient_checkpointing: bool = _f(False, "recompute each student step in backward (saves memory)")
     dtype: str = _f("float32", "base weights' dtype; with bfloat16 the LoRA stays float32 under autocast",

@@ -19,9 +19,9 @@ def test_assets_fit_the_size_budget():
 
 
 def test_teacher_loads_offline_in_plain_diffusers_and_follows_the_prompt(monkeypatch):
-    """Plain diffusers, offline, with call_defaults.json. The shipped teacher is interim: these
-    are the attributes it already gets right on these prompts and seeds (its full figures, far
-    from issue 2's targets, are in the README); tighten when the stronger teacher ships."""
+    """Plain diffusers, offline, with call_defaults.json (short max_sequence_length, true CFG).
+    The teacher gets all five attributes right on these 8 prompts and seeds (its full figures are
+    in the README); one may flip on another CPU's float rounding."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from diffusers import FluxPipeline
 
@@ -35,11 +35,14 @@ def test_teacher_loads_offline_in_plain_diffusers_and_follows_the_prompt(monkeyp
                "a large blue square at the center on a black background",
                "a small yellow triangle at the bottom right on a gray background"] * 2
     generators = [torch.Generator("cpu").manual_seed(i) for i in range(len(prompts))]
+    if "negative_prompt" in defaults:  # true CFG: FluxPipeline wants one negative prompt per prompt in a batch
+        defaults["negative_prompt"] = [defaults["negative_prompt"]] * len(prompts)
     images = pipe(prompts, num_inference_steps=50, height=64, width=64, generator=generators, **defaults).images
     checks = [check_image(np.asarray(im), p) for im, p in zip(images, prompts)]
     for attribute in ("background", "size", "position"):
         assert all(c.right[attribute] for c in checks), [c.predicted for c in checks]
-    assert sum(c.correct for c in checks) >= 3, [c.right for c in checks]
+    assert sum(c.correct for c in checks) >= 7, [c.right for c in checks]
+    assert sum(c.clean for c in checks) >= 2, [c.defects for c in checks]
 
 
 @pytest.fixture(scope="module")
