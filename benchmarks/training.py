@@ -1,6 +1,6 @@
 """Training step time, images per second and peak memory for the rats, distill and reward presets.
 
-    python benchmarks/training.py [--steps 20] [--batch-size 8] [--teacher-steps 12]
+    python benchmarks/training.py [--steps 20] [--batch-size 8] [--teacher-steps 24]
 
 Each preset runs in its own process (peak memory is a per-process high-water mark), on the
 Shapes World default, with the same batch and step count. Peak memory is the process's peak
@@ -50,7 +50,7 @@ def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--teacher-steps", type=int, default=12)
+    parser.add_argument("--teacher-steps", type=int, default=24)
     args = parser.parse_args()
     results = {}
     for preset in ("rats", "distill", "reward"):
