@@ -29,6 +29,13 @@ TRAIN_FIELDS = ["preset", "student_steps", "teacher_steps", "alpha", "tau", "gat
                 "learning_rate", "steps", "batch_size", "ema_decay", "seed", "reward", "watch_rewards"]
 
 
+# Shapes World images are 64 px: show them scaled up with crisp pixels (the file itself is unchanged).
+CSS = """
+#teacher-image img, #baseline-image img, #rats-image img { width: 100%; height: 100%; object-fit: contain;
+  image-rendering: pixelated; }
+.gallery-item img, .thumbnail-item img { image-rendering: pixelated; }
+"""
+
 ZERO_GPU_MESSAGE = ("Training is disabled on ZeroGPU Spaces: each GPU call there is capped at minutes. "
                     "Run RATS Studio locally or on a Space with a dedicated GPU to train.")
 
@@ -248,4 +255,4 @@ def main() -> None:
     # RATS_MODEL: the model the app opens with (a diffusers directory); Shapes World by default.
     # Presets' own variables (RATS_FLUX_DEV, RATS_SD35_MEDIUM, ...) make them available in the dropdown.
     model = os.environ.get("RATS_MODEL")
-    build_app(Studio(model) if model else None).queue(default_concurrency_limit=2).launch()
+    build_app(Studio(model) if model else None).queue(default_concurrency_limit=2).launch(css=CSS)
