@@ -52,6 +52,9 @@ class TrainConfig:
     horizons: list = _f([], "student step indices to match at (0 = sigma 1); empty = all K")
     horizon_weights: list = _f([], "per-horizon weights w_h (same length as the horizons); empty = all 1")
     match_on: str = _f("x0", "match predicted clean latents (x0) or the noisy states (state)", choices=("x0", "state"))
+    teacher_target: str = _f("x0_hat", "with match_on x0, what the student's x0_hat at a horizon is pulled toward: "
+                             "the teacher's x0_hat at that sigma (x0_hat), or the clean latents the teacher's "
+                             "rollout ends at (final: its sharp multi-step output)", choices=("x0_hat", "final"))
     match_distance: str = _f("l2", "distance d between teacher and student", choices=("l2", "cosine"))
     alpha: float = _f(1.0, "alpha: weight of the gated horizon-matching term", low=0.0)
     reward_weight: float = _f(0.01, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
@@ -121,6 +124,8 @@ class TrainConfig:
             raise ConfigError(f"horizon_weights: {self.horizon_weights!r} must be non-negative numbers")
         if not all(isinstance(t, str) and t for t in self.lora_targets) or not self.lora_targets:
             raise ConfigError(f"lora_targets: {self.lora_targets!r} must be a non-empty list of module names")
+        if self.teacher_target == "final" and self.match_on != "x0":
+            raise ConfigError("teacher_target: 'final' needs match_on: 'x0' (a noisy state has no final image)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device: {self.device!r} is not auto, cpu or cuda")
 

@@ -222,7 +222,10 @@ class RatsTrainer:
         r_student = self.reward.score(student_images, prompts).float()
         if need_teacher:
             pick = (lambda r, i: r.x0_preds[i]) if cfg.match_on == "x0" else (lambda r, i: r.states[i])
-            t_h = [pick(teacher, h * m) for h in cfg.horizon_indices]
+            if cfg.teacher_target == "final":  # the teacher's own end point, not its one-shot guess at sigma_h
+                t_h = [teacher.latents for _ in cfg.horizon_indices]
+            else:
+                t_h = [pick(teacher, h * m) for h in cfg.horizon_indices]
             s_h = [pick(student, h) for h in cfg.horizon_indices]
         else:  # terminal reward only: no teacher rollout at all
             r_teacher, t_h, s_h = r_student.detach(), [], []

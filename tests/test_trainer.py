@@ -202,3 +202,12 @@ def test_learning_rate_schedule_exact_values(tmp_path, tiny_world_model_dir, tin
     seen = []
     trainer.train(progress=seen.append)
     assert np.allclose([m.lr for m in seen], expected)
+
+
+def test_teacher_target_final_pulls_toward_the_teacher_end_point(tmp_path, tiny_world_model_dir, tiny_world_reward):
+    a = make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "a").train_step()
+    b = make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "b", teacher_target="final").train_step()
+    assert a.reward_student == b.reward_student and a.reward_teacher == b.reward_teacher  # same rollouts
+    assert a.matching != b.matching and np.isfinite(b.matching)
+    with pytest.raises(ConfigError, match="teacher_target: 'final' needs match_on: 'x0'"):
+        TrainConfig.from_dict({"teacher_target": "final", "match_on": "state"})
