@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from rats_app.models import DEFAULT_MODEL, SHIPPED_RATS_LORA, LORA_WEIGHT_NAME, UserError, check_nfe, load_lora, load_pipeline, resolve_lora
-from rats_app.families import family_of
+from rats_app.families import student_call
 from rats_app.sampler import generate
 
 DEFAULT_SWEEP_NFES = (1, 2, 3, 4, 6, 8)
@@ -109,8 +109,8 @@ class Studio:
         prompt = info.check_prompt(prompt)
         nfe = check_nfe(nfe)
         call = {"height": info.height, "width": info.width, **info.call_defaults, **self.call_overrides}
-        if lora is not None:  # an SD3 student runs without classifier-free guidance (FLUX: unchanged)
-            call["guidance_scale"] = family_of(pipe).student_guidance(call.get("guidance_scale"))
+        if lora is not None:
+            call = student_call(pipe, call)
         with self._lock:
             self._use_lora(lora)  # outside inference mode: adapters loaded there could never train or reload
             start = time.perf_counter()

@@ -124,9 +124,7 @@ def _measure(studio, variant: Variant, prompts: list[str], images: list, world: 
             scores += reward.score_fast(images[start:start + 32], prompts[start:start + 32]).tolist()
         row[name], row[f"{name}_ci"] = mean_ci(scores)
     if world:
-        from rats_app.world.checker import check_image
-
-        from rats_app.world.checker import ATTRIBUTES
+        from rats_app.world.checker import ATTRIBUTES, check_image
 
         checks = [check_image(np.asarray(im), p) for im, p in zip(images, prompts)]
         for key, values in (("correct", [c.correct for c in checks]), ("clean", [c.clean for c in checks])):

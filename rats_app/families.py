@@ -61,15 +61,34 @@ class Conditioning:
                               ("prompt_embeds", "pooled", "text_ids", "negative_embeds", "negative_pooled")))
 
 
-class FluxFamily:
+class _Family:
+    """What every family states about its diffusers pipeline's defaults."""
+
+    name: str
+    pipeline_class_name: str      # the diffusers pipeline class (as in model_index.json)
+    default_guidance: float       # the pipeline's __call__ default guidance_scale
+    default_max_sequence_length: int
+    default_max_shift: float      # the max_shift the pipeline falls back to for a dynamic shift
+
+    def supports(self, pipe) -> bool:
+        import diffusers
+
+        return isinstance(pipe, getattr(diffusers, self.pipeline_class_name))
+
+    def negative_prompt_for(self, true_cfg_scale: float, negative_prompt: str | None) -> str | None:
+        """The negative prompt the pipeline actually encodes for these settings."""
+        return negative_prompt
+
+
+class FluxFamily(_Family):
     name = "flux"
+    pipeline_class_name = "FluxPipeline"
     default_guidance = 3.5
+    default_max_sequence_length = 512
+    default_max_shift = 1.15
 
-    @staticmethod
-    def supports(pipe) -> bool:
-        from diffusers import FluxPipeline
-
-        return isinstance(pipe, FluxPipeline)
+    def negative_prompt_for(self, true_cfg_scale: float, negative_prompt: str | None) -> str | None:
+        return negative_prompt if true_cfg_scale > 1 else None  # FluxPipeline encodes it only for true CFG
 
     def encode(self, pipe, prompts: list[str], max_sequence_length: int,
                negative_prompt: str | None = None) -> Conditioning:
@@ -147,17 +166,14 @@ class FluxFamily:
         return teacher_guidance  # FLUX-dev's student keeps the distilled guidance input
 
 
-class SD3Family:
+class SD3Family(_Family):
     """Stable Diffusion 3 / 3.5: classifier-free guidance for the teacher, one pass for the student."""
 
     name = "sd3"
+    pipeline_class_name = "StableDiffusion3Pipeline"
     default_guidance = 7.0
-
-    @staticmethod
-    def supports(pipe) -> bool:
-        from diffusers import StableDiffusion3Pipeline
-
-        return isinstance(pipe, StableDiffusion3Pipeline)
+    default_max_sequence_length = 256
+    default_max_shift = 1.16
 
     def encode(self, pipe, prompts: list[str], max_sequence_length: int,
                negative_prompt: str | None = None) -> Conditioning:
@@ -220,11 +236,17 @@ class SD3Family:
 
 
 FAMILIES = (FluxFamily(), SD3Family())
+SUPPORTED_PIPELINES = tuple(f.pipeline_class_name for f in FAMILIES)
 
 
 def family_of(pipe):
     for family in FAMILIES:
         if family.supports(pipe):
             return family
-    raise TypeError(f"{type(pipe).__name__} is not supported: RATS Studio drives FluxPipeline and "
-                    "StableDiffusion3Pipeline models")
+    raise TypeError(f"{type(pipe).__name__} is not supported: RATS Studio drives "
+                    f"{' and '.join(SUPPORTED_PIPELINES)} models")
+
+
+def student_call(pipe, call: dict) -> dict:
+    """Call settings for a RATS student: an SD3 student runs without CFG; a FLUX one is unchanged."""
+    return {**call, "guidance_scale": family_of(pipe).student_guidance(call.get("guidance_scale"))}

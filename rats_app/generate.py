@@ -119,10 +119,10 @@ def run(args: argparse.Namespace) -> list[Path]:
     if lora_path is not None:
         load_lora(pipe, lora_path)
     kwargs = {"height": info.height, "width": info.width, **info.call_defaults}
-    if lora_path is not None:  # an SD3 RATS student runs without classifier-free guidance (FLUX: unchanged)
-        from rats_app.families import family_of
+    if lora_path is not None:
+        from rats_app.families import student_call
 
-        kwargs["guidance_scale"] = family_of(pipe).student_guidance(kwargs.get("guidance_scale"))
+        kwargs = student_call(pipe, kwargs)
     written = []
     with tqdm(total=len(prompts), unit="img", disable=len(prompts) < 2) as bar:
         for start in range(0, len(prompts), args.batch_size):

@@ -41,6 +41,11 @@ def lora_parameters(transformer) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in transformer.named_parameters() if ".lora_" in n}
 
 
+def lora_state_dict(transformer) -> dict[str, torch.Tensor]:
+    """The LoRA's tensors in peft/diffusers naming (what the weights file holds)."""
+    return get_peft_model_state_dict(transformer, adapter_name=ADAPTER)
+
+
 def save_lora(transformer, directory: str | os.PathLike, lora_config: dict | None = None,
               state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``pytorch_lora_weights.safetensors`` loadable by ``pipe.load_lora_weights(directory)``.
@@ -51,7 +56,7 @@ def save_lora(transformer, directory: str | os.PathLike, lora_config: dict | Non
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = get_peft_model_state_dict(transformer, adapter_name=ADAPTER) if state is None else state
+    state = lora_state_dict(transformer) if state is None else state
     state = {k: v.detach().to(torch.float32).cpu().contiguous() for k, v in state.items()}
     metadata = lora_config or transformer.peft_config[ADAPTER].to_dict()
     metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in metadata.items()}

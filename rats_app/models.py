@@ -92,12 +92,11 @@ def load_pipeline(model: str | os.PathLike = DEFAULT_MODEL, device: str | None =
     return pipe, info
 
 
-SUPPORTED_PIPELINES = ("FluxPipeline", "StableDiffusion3Pipeline")
-
-
 def pipeline_class(path: str | os.PathLike):
     """The diffusers pipeline class named in model_index.json, if it is one RATS Studio drives."""
     import diffusers
+
+    from rats_app.families import SUPPORTED_PIPELINES
 
     name = json.loads((Path(path) / "model_index.json").read_text()).get("_class_name", "")
     if name not in SUPPORTED_PIPELINES:

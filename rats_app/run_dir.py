@@ -143,15 +143,12 @@ def model_card(trainer, stopped: bool) -> str:
         lines = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
     last = lines[-20:]
     mean = lambda k: np.mean([r[k] for r in last if r.get(k) is not None]) if any(r.get(k) is not None for r in last) else float("nan")  # noqa: E731
-    # SD3's student learns to need no classifier-free guidance: it runs at guidance_scale=1.
-    student_call = ", guidance_scale=1.0" if trainer.family.name == "sd3" else ""
-    try:  # the model's own call settings (e.g. Shapes World's short max_sequence_length and true CFG)
-        from rats_app.models import read_model_info
-
-        extra = read_model_info(cfg.model).call_defaults
-    except Exception:
-        extra = {}
-    student_call += "".join(f", {k}={v!r}" for k, v in extra.items() if not (k == "guidance_scale" and student_call))
+    # Where the student's guidance differs from the teacher's (SD3: it learns to need no CFG), say so.
+    student_call = (f", guidance_scale={trainer.student_guidance!r}"
+                    if trainer.student_guidance != trainer.guidance_scale else "")
+    # The model's own call settings (e.g. Shapes World's short max_sequence_length and true CFG).
+    student_call += "".join(f", {k}={v!r}" for k, v in trainer.call_defaults.items()
+                            if not (k == "guidance_scale" and student_call))
     return f"""---
 library_name: diffusers
 base_model: {cfg.model}

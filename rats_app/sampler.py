@@ -88,7 +88,7 @@ def schedule(pipe, num_steps: int, image_seq_len: int,
             scheduler.config.get("base_image_seq_len", 256),
             scheduler.config.get("max_image_seq_len", 4096),
             scheduler.config.get("base_shift", 0.5),
-            scheduler.config.get("max_shift", 1.15 if family.name == "flux" else 1.16),
+            scheduler.config.get("max_shift", family.default_max_shift),
         )
     timesteps, _ = retrieve_timesteps(scheduler, num_steps, pipe.transformer.device, sigmas=sigmas, **kwargs)
     return timesteps, scheduler.sigmas.to(pipe.transformer.device)
@@ -135,13 +135,11 @@ def generate(pipe, prompts: list[str], num_steps: int, seeds: list[int],
     """Images as the plain pipeline would make them, one seed per prompt: returns PIL images.
 
     ``max_sequence_length`` None is the pipeline's default (FLUX 512, SD3 256)."""
-    if max_sequence_length is None:
-        max_sequence_length = 512 if family_of(pipe).name == "flux" else 256
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-    if family_of(pipe).name == "flux" and true_cfg_scale <= 1:
-        negative_prompt = None  # FluxPipeline encodes the negative prompt only for true CFG
-    cond = encode(pipe, prompts, max_sequence_length, negative_prompt)
+    family = family_of(pipe)
+    cond = encode(pipe, prompts, max_sequence_length or family.default_max_sequence_length,
+                  family.negative_prompt_for(true_cfg_scale, negative_prompt))
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     noise = initial_noise(pipe, generators, height, width, cond.prompt_embeds.dtype)
     rollout = denoise(pipe, noise, cond, height, width, num_steps, guidance_scale=guidance_scale,

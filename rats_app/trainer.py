@@ -29,7 +29,7 @@ from rats_app.config import ConfigError, TrainConfig
 from rats_app.io import load_tensors, load_torch_state, save_tensors, save_torch_state, write_json, write_text
 from rats_app.distributed import (average_gradients, fsdp_requested, full, full_optimizer_state,
                                   load_full_optimizer_state, shard_like, shard_transformer)
-from rats_app.lora import EmaLora, add_lora, lora_parameters
+from rats_app.lora import EmaLora, add_lora, lora_parameters, lora_state_dict
 from rats_app.rats_loss import rats_loss
 from rats_app.families import family_of
 from rats_app.sampler import Conditioning, decode, denoise, encode, initial_noise, refined_sigmas
@@ -99,20 +99,18 @@ class RatsTrainer:
                 info = None
         self.pipe = pipe
         self.device = pipe.transformer.device
-        defaults = info.call_defaults if info else {}
+        defaults = self.call_defaults = info.call_defaults if info else {}
         self.height = info.height if info else 64
         self.width = info.width if info else 64
         self.family = family_of(pipe)
-        self.max_sequence_length = defaults.get("max_sequence_length", 512 if self.family.name == "flux" else 256)
+        self.max_sequence_length = defaults.get("max_sequence_length", self.family.default_max_sequence_length)
         # The teacher samples with the model's guidance (SD3: classifier-free guidance); the student
         # with what its family's student needs (FLUX-dev: the same distilled value; SD3: none).
         self.guidance_scale = defaults.get("guidance_scale", self.family.default_guidance)
         # FluxPipeline's true CFG (a model's call_defaults may ask for it): teacher and student both use it,
         # so the student stays pixel-identical to the plain pipeline call with the LoRA loaded.
         self.true_cfg_scale = float(defaults.get("true_cfg_scale", 1.0))
-        self.negative_prompt = defaults.get("negative_prompt")
-        if self.family.name == "flux" and self.true_cfg_scale <= 1:
-            self.negative_prompt = None
+        self.negative_prompt = self.family.negative_prompt_for(self.true_cfg_scale, defaults.get("negative_prompt"))
         if reward is None:
             from rats_app.rewards.registry import load_reward
 
@@ -298,12 +296,7 @@ class RatsTrainer:
 
     def lora_state(self) -> dict[str, torch.Tensor]:
         """The LoRA in diffusers/peft naming, full tensors (collective under FSDP)."""
-        from peft import get_peft_model_state_dict
-
-        from rats_app.lora import ADAPTER
-
-        return {k: full(v.detach()) for k, v in get_peft_model_state_dict(self.pipe.transformer,
-                                                                           adapter_name=ADAPTER).items()}
+        return {k: full(v.detach()) for k, v in lora_state_dict(self.pipe.transformer).items()}
 
     def load_state(self, state: dict) -> None:
         lora = state["lora"]
