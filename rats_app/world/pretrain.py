@@ -395,6 +395,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "export":
         export(work, args.out, cfg)
         return
+    if args.stage == "decoder" and cfg.decoder_from != "vae":  # starts from an earlier phase: no VAE stage
+        finetune_decoder(work, cfg)
+        return
     vae = train_vae(work, cfg)
     if args.stage == "vae":
         return
