@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 from rats_app.world import BACKGROUNDS, COLORS, POSITIONS, SIZES, all_prompts, held_out_prompts, parse_prompt, training_prompts
@@ -132,6 +133,33 @@ def test_held_out_scenes_get_negatives_for_evaluation():
 
     chosen, good, degraded, wrong = make_triplets(held_out_prompts(), 200, np.random.default_rng(0))
     assert len(chosen) == 200 and wrong.shape == (200, 3, 64, 64)
+
+
+def test_soft_pairs_differ_only_in_sharpness_and_leave_the_other_items_alone():
+    from rats_app.world.checker import check_image
+    from rats_app.world.train_reward import make_triplets
+
+    plain = make_triplets(training_prompts(), 24, np.random.default_rng(3))
+    chosen, good, degraded, wrong, soft = make_triplets(training_prompts(), 24, np.random.default_rng(3), (0.4, 1.0))
+    assert chosen == plain[0] and all(torch.equal(a, b) for a, b in zip((good, degraded, wrong), plain[1:]))
+    to_uint8 = lambda x: (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)  # noqa: E731
+    widths = []
+    for g, s, prompt in zip(to_uint8(good), to_uint8(soft), chosen):
+        sharp, blurred = check_image(g, prompt), check_image(s, prompt)
+        assert sharp.correct and blurred.correct  # same scene, same place: only the edges differ
+        assert blurred.measurements["edge_width"] >= sharp.measurements["edge_width"]
+        widths.append((sharp.measurements["edge_width"], blurred.measurements["edge_width"]))
+    sharp_mean, soft_mean = np.mean(widths, axis=0)
+    assert soft_mean > sharp_mean + 0.3, (sharp_mean, soft_mean)
+
+
+def test_reward_config_names_bad_soft_blur_values():
+    from rats_app.world.train_reward import RewardTrainConfig
+
+    with pytest.raises(ValueError, match="soft_blur_min/max"):
+        RewardTrainConfig(soft_blur_min=1.0, soft_blur_max=0.5)
+    with pytest.raises(ValueError, match="soft_weight"):
+        RewardTrainConfig(soft_weight=-1)
 
 
 def test_object_token_weights_mark_the_object():
