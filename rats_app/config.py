@@ -73,7 +73,7 @@ class TrainConfig:
     warmup_steps: int = _f(10, "steps of linear learning-rate warm-up from 0", low=0)
     weight_decay: float = _f(0.0, "AdamW weight decay", low=0.0)
     max_grad_norm: float = _f(1.0, "gradient clipping (0 = off)", low=0.0)
-    steps: int = _f(240, "optimisation steps", low=1, high=1_000_000)
+    steps: int = _f(200, "optimisation steps", low=1, high=1_000_000)
     batch_size: int = _f(8, "prompts per step (per process)", low=1, high=4096)
     gradient_checkpointing: bool = _f(False, "recompute each student step in backward (saves memory)")
     dtype: str = _f("float32", "base weights' dtype; with bfloat16 the LoRA stays float32 under autocast",

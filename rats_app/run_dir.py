@@ -147,7 +147,8 @@ def model_card(trainer, stopped: bool) -> str:
     student_call = (f", guidance_scale={trainer.student_guidance!r}"
                     if trainer.student_guidance != trainer.guidance_scale else "")
     # The model's own call settings (e.g. Shapes World's short max_sequence_length and true CFG).
-    student_call += "".join(f", {k}={v!r}" for k, v in trainer.call_defaults.items()
+    python_literal = lambda v: json.dumps(v) if isinstance(v, str) else repr(v)  # noqa: E731  ("" as in the docs)
+    student_call += "".join(f", {k}={python_literal(v)}" for k, v in trainer.call_defaults.items()
                             if not (k == "guidance_scale" and student_call))
     return f"""---
 library_name: diffusers
