@@ -137,14 +137,14 @@ def test_held_out_scenes_get_negatives_for_evaluation():
 
 def test_soft_pairs_differ_only_in_sharpness_and_leave_the_other_items_alone():
     from rats_app.world.checker import check_image
+    from rats_app.world.data import to_uint8
     from rats_app.world.train_reward import make_triplets
 
     plain = make_triplets(training_prompts(), 24, np.random.default_rng(3))
     chosen, good, degraded, wrong, soft = make_triplets(training_prompts(), 24, np.random.default_rng(3), (0.4, 1.0))
     assert chosen == plain[0] and all(torch.equal(a, b) for a, b in zip((good, degraded, wrong), plain[1:]))
-    to_uint8 = lambda x: (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)  # noqa: E731
     widths = []
-    for g, s, prompt in zip(to_uint8(good), to_uint8(soft), chosen):
+    for g, s, prompt in zip(to_uint8(good * 2 - 1), to_uint8(soft * 2 - 1), chosen):  # [0, 1] -> the VAE range
         sharp, blurred = check_image(g, prompt), check_image(s, prompt)
         assert sharp.correct and blurred.correct  # same scene, same place: only the edges differ
         assert blurred.measurements["edge_width"] >= sharp.measurements["edge_width"]

@@ -127,8 +127,10 @@ def preference_loss(preferred: torch.Tensor, rejected: torch.Tensor) -> torch.Te
 
 @torch.no_grad()
 def pairwise_accuracy(reward: ClipPreferenceReward, prompts: list[str], n: int, seed: int,
-                      soft_blur: tuple[float, float] = (0.4, 1.0)) -> dict[str, float]:
-    """How often the reward ranks the clean right image above each kind of rejected image."""
+                      soft_blur: tuple[float, float] | None = None) -> dict[str, float]:
+    """How often the reward ranks the clean right image above each kind of rejected image
+    (``soft_blur`` defaults to the training config's range)."""
+    soft_blur = soft_blur or (RewardTrainConfig.soft_blur_min, RewardTrainConfig.soft_blur_max)
     chosen, good, degraded, wrong, soft = make_triplets(prompts, n, np.random.default_rng(seed), soft_blur)
     s_good = reward.score(good, chosen)
     return {"right_vs_wrong_prompt": (s_good > reward.score(wrong, chosen)).float().mean().item(),
@@ -149,8 +151,8 @@ def train(cfg: RewardTrainConfig, out: Path) -> dict:
         rng = np.random.default_rng([cfg.seed, step])
         for group in opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / 200) * (0.5 * (1 + np.cos(np.pi * step / cfg.steps)))
-        chosen, good, degraded, wrong, soft = make_triplets(prompts, cfg.batch, rng,
-                                                            (cfg.soft_blur_min, cfg.soft_blur_max))
+        soft_blur = (cfg.soft_blur_min, cfg.soft_blur_max) if cfg.soft_weight > 0 else None  # no unused renders
+        chosen, good, degraded, wrong, *soft = make_triplets(prompts, cfg.batch, rng, soft_blur)
         text = reward.embed_text(chosen)
         scale = model.logit_scale.exp()
         img_good = reward.embed_images(good)
@@ -162,8 +164,8 @@ def train(cfg: RewardTrainConfig, out: Path) -> dict:
         s_degraded = scale * (reward.embed_images(degraded) * text).sum(-1)
         s_wrong = scale * (reward.embed_images(wrong) * text).sum(-1)
         loss = contrastive + preference_loss(s_good, s_degraded) + preference_loss(s_good, s_wrong)
-        if cfg.soft_weight > 0:
-            s_soft = scale * (reward.embed_images(soft) * text).sum(-1)
+        if soft:
+            s_soft = scale * (reward.embed_images(soft[0]) * text).sum(-1)
             loss = loss + cfg.soft_weight * preference_loss(s_good, s_soft)
         opt.zero_grad(set_to_none=True)
         loss.backward()
