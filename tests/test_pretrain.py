@@ -14,3 +14,90 @@ def test_decoder_phase_from_a_named_phase_skips_the_vae_stage(tmp_path, tiny_wor
           "--threads", "1"])
     assert (work / "vae_decoder" / "config.json").exists()
     assert not (work / "vae").exists() and not (work / "vae_ckpt.pt").exists()  # no VAE was trained
+
+
+def _scene(prompt: str, contrast: float = 1.0):
+    import numpy as np
+
+    from rats_app.world.render import Degradation, Sample, render_scene, sample_scene
+
+    sample = sample_scene(prompt, np.random.default_rng(0), 0.0)
+    sample = Sample(sample.scene, sample.placement, Degradation(contrast=contrast))
+    return sample, render_scene(sample)
+
+
+def test_scene_palette_follows_the_contrast_degradation():
+    import torch
+
+    from rats_app.world.pretrain import scene_palette
+
+    clean, _ = _scene("a large red square at the center on a gray background")
+    faded, _ = _scene("a large red square at the center on a white background", contrast=0.5)
+    background, axis = scene_palette([clean, faded])
+    assert background.shape == axis.shape == (2, 3, 1, 1)
+    # gray (128) -> 128/127.5 - 1; red (220, 40, 40) - gray (128) = (92, -88, -88) levels
+    torch.testing.assert_close(background[0, :, 0, 0], torch.full((3,), 128 / 127.5 - 1))
+    torch.testing.assert_close(axis[0, :, 0, 0], torch.tensor([92.0, -88.0, -88.0]) / 127.5)
+    # white (240) at contrast 0.5 -> 184; red -> (174, 84, 84): axis (-10, -100, -100)
+    torch.testing.assert_close(background[1, :, 0, 0], torch.full((3,), 184 / 127.5 - 1))
+    torch.testing.assert_close(axis[1, :, 0, 0], torch.tensor([-10.0, -100.0, -100.0]) / 127.5)
+
+
+def test_coverage_loss_measures_error_in_units_of_the_object_contrast():
+    import torch
+
+    from rats_app.world.data import to_tensor
+    from rats_app.world.pretrain import coverage_loss, scene_palette
+
+    gray, gray_image = _scene("a large red square at the center on a gray background")
+    white, white_image = _scene("a large red square at the center on a white background")
+    target = to_tensor([gray_image, white_image])
+    background, axis = scene_palette([gray, white])
+    assert coverage_loss(target, target, background, axis).item() == 0.0
+    # A uniform shift of 0.1 along each image's own axis moves coverage by exactly 0.1 everywhere
+    # and leaves its gradient alone.
+    shifted = target + 0.1 * axis
+    for i in range(2):
+        loss = coverage_loss(shifted[i:i + 1], target[i:i + 1], background[i:i + 1], axis[i:i + 1])
+        torch.testing.assert_close(loss, torch.tensor(0.1))
+    # The same absolute error (one unit-length colour step) costs more on the low-contrast gray
+    # background, by the ratio of the two contrasts: that is the point of the loss.
+    unit = axis / axis.norm(dim=1, keepdim=True)
+    step = 0.05 * unit
+    losses = [coverage_loss(target[i:i + 1] + step[i:i + 1], target[i:i + 1], background[i:i + 1],
+                            axis[i:i + 1]) for i in range(2)]
+    torch.testing.assert_close(losses[0] / losses[1], axis[1].norm() / axis[0].norm())
+    assert losses[0] > 1.8 * losses[1]
+
+
+def test_decoder_phase_with_coverage_loss_logs_it(tmp_path, tiny_world_model_dir):
+    import json
+
+    from rats_app.world.pretrain import main
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_world_model_dir / "vae", work / "phase2")
+    main(["--work-dir", str(work), "--stage", "decoder", "--decoder-from", "phase2", "--decoder-steps", "2",
+          "--decoder-coverage-weight", "4.0", "--threads", "1"])
+    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["stage"] == "decoder" and records[-1]["coverage"] > 0
+
+
+def test_pretrain_config_names_bad_values(tmp_path, capsys):
+    import pytest
+
+    from rats_app.world.pretrain import PretrainConfig, main
+
+    for bad, name in (({"decoder_coverage_weight": -1.0}, "decoder_coverage_weight"),
+                      ({"vae_steps": 0}, "vae_steps"), ({"ema_decay": 1.0}, "ema_decay"),
+                      ({"true_cfg_scale": 0.5}, "true_cfg_scale")):
+        with pytest.raises(ValueError, match=name):
+            PretrainConfig(**bad)
+    with pytest.raises(SystemExit):
+        main(["--work-dir", str(tmp_path / "w"), "--stage", "report", "--decoder-lr", "-0.1"])
+    assert "decoder_lr must be > 0" in capsys.readouterr().err
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text('{"decoder_stepz": 5}')
+    with pytest.raises(SystemExit):
+        main(["--work-dir", str(tmp_path / "old"), "--stage", "report"])
+    assert "decoder_stepz" in capsys.readouterr().err
