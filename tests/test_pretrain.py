@@ -60,6 +60,11 @@ def test_coverage_loss_measures_error_in_units_of_the_object_contrast():
     for i in range(2):
         loss = coverage_loss(shifted[i:i + 1], target[i:i + 1], background[i:i + 1], axis[i:i + 1])
         torch.testing.assert_close(loss, torch.tensor(0.1))
+    # A shift across the axis leaves coverage alone and costs its L1 norm over the contrast.
+    across = torch.tensor([1.0, 1.0, 0.0])[None, :, None, None]  # made orthogonal to the red axis below
+    across = across - (across * axis[:1]).sum(1, keepdim=True) / axis[:1].pow(2).sum(1, keepdim=True) * axis[:1]
+    loss = coverage_loss(target[:1] + 0.1 * across, target[:1], background[:1], axis[:1])
+    torch.testing.assert_close(loss, 0.1 * across.abs().sum() / axis[0].norm())
     # The same absolute error (one unit-length colour step) costs more on the low-contrast gray
     # background, by the ratio of the two contrasts: that is the point of the loss.
     unit = axis / axis.norm(dim=1, keepdim=True)

@@ -183,17 +183,23 @@ def scene_palette(samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
 def coverage_loss(recon: torch.Tensor, target: torch.Tensor, background: torch.Tensor,
                   axis: torch.Tensor) -> torch.Tensor:
     """L1 distance of object coverage and of its gradient, coverage being each pixel's position on
-    the background->object colour line (0 = background, 1 = object), as the checker reads edges.
+    the background->object colour line (0 = background, 1 = object), as the checker reads edges;
+    plus the colour error off that line, also in units of the object's contrast.
 
     An absolute-error loss lets a decoder blur a gray-background edge (object contrast ~100-160
     levels) twice as far as a white one (~280) for the same loss; the checker, and a viewer, judge
     softness relative to contrast. Dividing by the contrast weighs every background alike."""
-    scale = axis / axis.pow(2).sum(dim=1, keepdim=True).clamp_min(1e-6)
-    alpha_recon = ((recon - background) * scale).sum(dim=1)
-    alpha_target = ((target - background) * scale).sum(dim=1)
+    squared = axis.pow(2).sum(dim=1, keepdim=True).clamp_min(1e-6)
+    alpha_recon = ((recon - background) * axis).sum(dim=1, keepdim=True) / squared
+    alpha_target = ((target - background) * axis).sum(dim=1, keepdim=True) / squared
     gx, gy = _image_gradients(alpha_recon)
     tx, ty = _image_gradients(alpha_target)
-    return (F.l1_loss(alpha_recon, alpha_target) + F.l1_loss(gx, tx) + F.l1_loss(gy, ty))
+    # The colour error across the axis, in the same units: without it the weight on coverage
+    # let orange drift toward yellow on gray (both lie close to one line through gray).
+    error = recon - target
+    across = error - ((error * axis).sum(dim=1, keepdim=True) / squared) * axis
+    return (F.l1_loss(alpha_recon, alpha_target) + F.l1_loss(gx, tx) + F.l1_loss(gy, ty)
+            + (across.abs().sum(dim=1, keepdim=True) / squared.sqrt()).mean())
 
 
 # ---------------------------------------------------------------- stage 1b: decoder fine-tune
