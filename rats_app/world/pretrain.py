@@ -26,7 +26,7 @@ from diffusers import AutoencoderKL, FluxPipeline
 
 from rats_app.io import load_tensors, load_torch_state, save_tensors, save_torch_state, write_json
 from rats_app.world.data import sample_batch, to_tensor
-from rats_app.world.render import MID_GRAY, Sample, render_scene, sample_scene
+from rats_app.world.render import Degradation, Sample, degrade, render_scene, sample_scene
 from rats_app.world.model import CALL_DEFAULTS, WorldModelConfig, build_world_pipeline
 from rats_app.world.prompts import BACKGROUNDS, COLORS, held_out_prompts, training_prompts, vocabulary
 
@@ -169,15 +169,11 @@ def _object_mask(x: torch.Tensor) -> torch.Tensor:
 def scene_palette(samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
     """Each rendered sample's background colour and background->object colour axis, in the VAE's
     [-1, 1] units, after its contrast degradation (blur and noise leave the two colours alone)."""
-    backgrounds, axes = [], []
-    for sample in samples:
-        keep = sample.degradation.contrast
-        bg = MID_GRAY + keep * (np.asarray(BACKGROUNDS[sample.scene.background], dtype=np.float64) - MID_GRAY)
-        obj = MID_GRAY + keep * (np.asarray(COLORS[sample.scene.color], dtype=np.float64) - MID_GRAY)
-        backgrounds.append(bg / 127.5 - 1.0)
-        axes.append((obj - bg) / 127.5)
-    as_tensor = lambda rows: torch.tensor(np.stack(rows), dtype=torch.float32)[:, :, None, None]
-    return as_tensor(backgrounds), as_tensor(axes)
+    # Each palette is a 1x2 "image" (background, object) put through the renderer's own contrast step.
+    palettes = to_tensor([degrade(np.array([[BACKGROUNDS[s.scene.background], COLORS[s.scene.color]]], float),
+                                  Degradation(contrast=s.degradation.contrast)) for s in samples])
+    background = palettes[..., :1]
+    return background, palettes[..., 1:] - background
 
 
 def coverage_loss(recon: torch.Tensor, target: torch.Tensor, background: torch.Tensor,
@@ -244,9 +240,10 @@ def finetune_decoder(work: Path, cfg: PretrainConfig) -> AutoencoderKL:
             # Noise is not in the latent to reproduce; divided by a faded image's small contrast it
             # would swamp the edge signal, so noisy renders are left to the absolute losses.
             keep = [i for i, sample in enumerate(samples) if sample.degradation.noise_sigma == 0]
-            background, axis = scene_palette([samples[i] for i in keep])
-            coverage = coverage_loss(recon[keep], x[keep], background.to(device), axis.to(device))
-            loss = loss + cfg.decoder_coverage_weight * coverage
+            if keep:  # an all-noisy batch would average over nothing (NaN)
+                background, axis = scene_palette([samples[i] for i in keep])
+                coverage = coverage_loss(recon[keep], x[keep], background.to(device), axis.to(device))
+                loss = loss + cfg.decoder_coverage_weight * coverage
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
