@@ -1,0 +1,42 @@
+"""Compare VAEs: recon quality on clean / half-degraded renders, and orange-vs-yellow-on-gray latent separation.
+
+    python benchmarks/probes/vae_compare.py VAE_DIR [VAE_DIR ...]
+"""
+import sys as _sys
+from pathlib import Path as _Path
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[2]))  # run from anywhere
+import sys, numpy as np, torch, torch.nn.functional as F
+torch.set_num_threads(1)
+from diffusers import AutoencoderKL
+from rats_app.world.render import sample_scene, render_scene
+from rats_app.world.prompts import training_prompts
+from rats_app.world.checker import check_image
+from rats_app.world.data import to_tensor, to_uint8
+P = training_prompts()
+def recon(vae, samples):
+    x = to_tensor([render_scene(s) for s in samples])
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.mode()
+        return to_uint8(vae.decode(z).sample), z, x
+for path in sys.argv[1:]:
+    vae = AutoencoderKL.from_pretrained(path).eval()
+    out = {}
+    for name, pdeg, n in (("clean", 0.0, 160), ("mixed", 0.5, 256)):
+        rng = np.random.default_rng(5); S = [sample_scene(P[i], rng, pdeg) for i in rng.integers(len(P), size=n)]
+        rec, _, _ = recon(vae, S)
+        rs = [check_image(im, s.scene.prompt) for im, s in zip(rec, S)]
+        ok = [check_image(render_scene(s), s.scene.prompt).correct for s in S]  # the checker on the inputs
+        out[name] = "all5 %.3f (inputs %.3f) colour %.3f clean %.3f" % (np.mean([r.correct for r in rs]), np.mean(ok),
+                    np.mean([r.right["color"] for r in rs]), np.mean([r.clean for r in rs]))
+    # orange vs yellow on gray: object-pooled latents, centroid distance over within-class RMS spread
+    cents, spreads = [], []
+    for colour in ("orange", "yellow"):
+        ps = [p for p in P if f" {colour} " in p and "gray" in p]
+        rng = np.random.default_rng(7); S = [sample_scene(ps[i], rng, 0.0) for i in rng.integers(len(ps), size=64)]
+        _, z, x = recon(vae, S)
+        mask = ((x - x.flatten(2).median(2).values[..., None, None]).abs().amax(1, keepdim=True) > 0.05).float()
+        m = F.adaptive_avg_pool2d(mask, z.shape[-1])
+        pooled = (z * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1e-6)
+        cents.append(pooled.mean(0)); spreads.append((pooled - pooled.mean(0)).pow(2).sum(1).mean().sqrt())
+    sep = float((cents[0] - cents[1]).norm()); spread = float(sum(spreads) / 2)
+    print(path, out, "orange/yellow-on-gray centroid dist %.3f spread %.3f ratio %.2f" % (sep, spread, sep / spread), flush=True)
