@@ -23,4 +23,4 @@ for cfg in scales:
     for s in range(0, n, 16):
         images += generate(pipe, chosen[s:s+16], 50, seeds[s:s+16], 64, 64, 16, 1.0, true_cfg_scale=cfg, negative_prompt="")
     res = summarize([check_image(np.asarray(im), p) for im, p in zip(images, chosen)])
-    print(model, cfg, {k: round(v * 100, 1) for k, v in res.items()}, f"{time.time()-t:.0f}s", flush=True)
+    print(model, cfg, {k: v if k == "count" else round(v * 100, 1) for k, v in res.items()}, f"{time.time()-t:.0f}s", flush=True)
