@@ -1,6 +1,6 @@
 """Teacher correctness against the true-CFG scale, on fresh prompts and seeds (not the benchmark's 0..119).
 
-    python benchmarks/probes/cfg_scan.py MODEL_DIR 3,4,5 [N]
+    python benchmarks/probes/cfg_scan.py MODEL_DIR 3,4,5 [N] [heldout]
 """
 import sys as _sys
 from pathlib import Path as _Path
@@ -11,11 +11,12 @@ torch.set_num_threads(1)
 from rats_app.models import load_pipeline
 from rats_app.sampler import generate
 from rats_app.world.checker import check_image, summarize
-from rats_app.world.prompts import training_prompts
+from rats_app.world.prompts import held_out_prompts, training_prompts
 model, scales = sys.argv[1], [float(s) for s in sys.argv[2].split(",")]
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 120
+held_out = len(sys.argv) > 4 and sys.argv[4] == "heldout"
 pipe, info = load_pipeline(model, device="cpu")
-rng = np.random.default_rng(777); P = training_prompts()
+rng = np.random.default_rng(777); P = held_out_prompts() if held_out else training_prompts()
 chosen = [P[i] for i in rng.integers(len(P), size=n)]
 seeds = [5000 + i for i in range(n)]
 for cfg in scales:
@@ -23,4 +24,4 @@ for cfg in scales:
     for s in range(0, n, 16):
         images += generate(pipe, chosen[s:s+16], 50, seeds[s:s+16], 64, 64, 16, 1.0, true_cfg_scale=cfg, negative_prompt="")
     res = summarize([check_image(np.asarray(im), p) for im, p in zip(images, chosen)])
-    print(model, cfg, {k: v if k == "count" else round(v * 100, 1) for k, v in res.items()}, f"{time.time()-t:.0f}s", flush=True)
+    print(model, "held-out" if held_out else "training", cfg, {k: v if k == "count" else round(v * 100, 1) for k, v in res.items()}, f"{time.time()-t:.0f}s", flush=True)
