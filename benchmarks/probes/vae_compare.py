@@ -2,28 +2,26 @@
 
     python benchmarks/probes/vae_compare.py VAE_DIR [VAE_DIR ...]
 """
-import sys as _sys
-from pathlib import Path as _Path
-_sys.path.insert(0, str(_Path(__file__).resolve().parents[2]))  # run from anywhere
-import sys, numpy as np, torch, torch.nn.functional as F
-torch.set_num_threads(1)
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from _renders import probe_samples, reconstruct
 from diffusers import AutoencoderKL
-from rats_app.world.render import sample_scene, render_scene
-from rats_app.world.prompts import training_prompts
 from rats_app.world.checker import check_image
-from rats_app.world.data import to_tensor, to_uint8
+from rats_app.world.prompts import training_prompts
+from rats_app.world.render import render_scene
+
+torch.set_num_threads(1)
 P = training_prompts()
-def recon(vae, samples):
-    x = to_tensor([render_scene(s) for s in samples])
-    with torch.no_grad():
-        z = vae.encode(x).latent_dist.mode()
-        return to_uint8(vae.decode(z).sample), z, x
 for path in sys.argv[1:]:
     vae = AutoencoderKL.from_pretrained(path).eval()
     out = {}
     for name, pdeg, n in (("clean", 0.0, 160), ("mixed", 0.5, 256)):
-        rng = np.random.default_rng(5); S = [sample_scene(P[i], rng, pdeg) for i in rng.integers(len(P), size=n)]
-        rec, _, _ = recon(vae, S)
+        S = probe_samples(P, n, pdeg)
+        rec, _, _ = reconstruct(vae, S)
         rs = [check_image(im, s.scene.prompt) for im, s in zip(rec, S)]
         ok = [check_image(render_scene(s), s.scene.prompt).correct for s in S]  # the checker on the inputs
         out[name] = "all5 %.3f (inputs %.3f) colour %.3f clean %.3f" % (np.mean([r.correct for r in rs]), np.mean(ok),
@@ -32,8 +30,7 @@ for path in sys.argv[1:]:
     cents, spreads = [], []
     for colour in ("orange", "yellow"):
         ps = [p for p in P if f" {colour} " in p and "gray" in p]
-        rng = np.random.default_rng(7); S = [sample_scene(ps[i], rng, 0.0) for i in rng.integers(len(ps), size=64)]
-        _, z, x = recon(vae, S)
+        _, z, x = reconstruct(vae, probe_samples(ps, 64, seed=7))
         mask = ((x - x.flatten(2).median(2).values[..., None, None]).abs().amax(1, keepdim=True) > 0.05).float()
         m = F.adaptive_avg_pool2d(mask, z.shape[-1])
         pooled = (z * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1e-6)
