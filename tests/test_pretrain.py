@@ -106,3 +106,23 @@ def test_pretrain_config_names_bad_values(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--work-dir", str(tmp_path / "old"), "--stage", "report"])
     assert "decoder_stepz" in capsys.readouterr().err
+
+
+def test_export_records_a_committed_decoders_own_training_record(tmp_path, tiny_world_model_dir):
+    """A decoder copied in from a checkpoint dir keeps its provenance in the exported world.json."""
+    import json
+
+    from rats_app.io import save_torch_state
+    from rats_app.world.model import WorldModelConfig, build_world_pipeline
+    from rats_app.world.pretrain import PretrainConfig, _flat_state, _trainable, export
+
+    work = tmp_path / "work"
+    pipe = build_world_pipeline(WorldModelConfig(), seed=0)
+    save_torch_state(work / "transformer_ckpt.pt", {"ema": _flat_state(_trainable(pipe)), "step": 7})
+    shutil.copytree(tiny_world_model_dir / "vae", work / "vae_decoder")
+    record = {"steps": "decoder phases a, b, c", "wall_time_s": {"decoder_a": 1.0}}
+    (work / "vae_decoder" / "training.json").write_text(json.dumps(record))
+    export(work, tmp_path / "out", PretrainConfig())
+    meta = json.loads((tmp_path / "out" / "world.json").read_text())
+    assert meta["pretrain"]["transformer_steps"] == 7 and meta["pretrain"]["decoder_finetuned"]
+    assert meta["pretrain"]["decoder_training"] == record

@@ -423,11 +423,17 @@ def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
     if cfg.true_cfg_scale > 1 and cfg.uncond_prob > 0:  # the model knows the empty prompt: guide against it
         call_defaults.update(true_cfg_scale=cfg.true_cfg_scale, negative_prompt="")
     write_json(out / "call_defaults.json", call_defaults)
+    pretrain = {"config": asdict(cfg), "model": WorldModelConfig().to_dict(),
+                "transformer_steps": state["step"], "decoder_finetuned": decoder_done}
+    # A decoder fine-tuned elsewhere (a committed checkpoint copied in as vae_decoder) carries its own
+    # training record; keep it beside the config, whose decoder_* fields do not describe that decoder.
+    decoder_record = work / "vae_decoder" / "training.json"
+    if decoder_done and decoder_record.exists():
+        pretrain["decoder_training"] = json.loads(decoder_record.read_text())
     write_json(out / "world.json", {
         "world": "shapes-world/v1", "vocabulary": vocabulary(),
         "training_prompts": len(training_prompts()), "held_out_prompts": len(held_out_prompts()),
-        "pretrain": {"config": asdict(cfg), "model": WorldModelConfig().to_dict(),
-                     "transformer_steps": state["step"], "decoder_finetuned": decoder_done},
+        "pretrain": pretrain,
     })
     print(f"exported step {state['step']} to {out}")
 
