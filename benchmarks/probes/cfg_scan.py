@@ -22,6 +22,7 @@ seeds = [5000 + i for i in range(n)]
 for cfg in scales:
     t = time.time(); images = []
     for s in range(0, n, 16):
-        images += generate(pipe, chosen[s:s+16], 50, seeds[s:s+16], 64, 64, 16, 1.0, true_cfg_scale=cfg, negative_prompt="")
+        images += generate(pipe, chosen[s:s+16], 50, seeds[s:s+16], info.height, info.width,
+                           **{**info.call_defaults, "true_cfg_scale": cfg})  # the model's own call settings
     res = summarize([check_image(np.asarray(im), p) for im, p in zip(images, chosen)])
     print(model, "held-out" if held_out else "training", cfg, {k: v if k == "count" else round(v * 100, 1) for k, v in res.items()}, f"{time.time()-t:.0f}s", flush=True)

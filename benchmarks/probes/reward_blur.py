@@ -16,8 +16,7 @@ rng = np.random.default_rng(5); P = training_prompts()
 samples = [sample_scene(P[i], rng, 0.0) for i in rng.integers(len(P), size=150)]
 clean = [render_scene(s) for s in samples]
 def score(ims):
-    x = torch.from_numpy(np.stack(ims)).float().permute(0, 3, 1, 2) / 255.
-    with torch.no_grad(): return R.score(x, [s.scene.prompt for s in samples]).numpy()
+    return R.score_fast(ims, [s.scene.prompt for s in samples]).numpy()
 base = score(clean)
 bg = np.array([s.scene.background for s in samples])
 for sig in (0.5, 0.8, 1.2, 2.0):
