@@ -65,8 +65,8 @@ def build(tiny: bool, device: str):
 
     from rats_app.rewards.clip_preference import ClipPreferenceReward
     from rats_app.rewards.base import CLIP_NORMALIZATION, ImageNormalization
-    from rats_app.world.model import build_clip_tokenizer, build_t5_tokenizer
-    from rats_app.world.prompts import training_prompts
+    from rats_app.worlds.shapes.model import build_clip_tokenizer, build_t5_tokenizer
+    from rats_app.worlds.shapes.prompts import training_prompts
 
     dtype = torch.bfloat16
     torch.set_default_dtype(dtype)  # build directly in bf16: the full model would not fit twice in fp32

@@ -41,7 +41,7 @@ def tiny_rewards(tmp: Path) -> dict:
     from test_open_clip_convert import tiny_open_clip_state
     from test_rewards import _tiny_clip_dir
 
-    from rats_app.world.model import build_clip_tokenizer
+    from rats_app.worlds.shapes.model import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer()
     tokenizer.save_pretrained(tmp / "tok")

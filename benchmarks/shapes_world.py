@@ -54,7 +54,7 @@ def reward_table() -> None:
             ("held-out prompts", m["held_out_prompts"])]
     soft = "clean_vs_soft" in m["held_out_prompts"]  # rewards trained with the mild-blur pair
     header = "| pairs | right prompt > wrong prompt | clean > degraded |" + (" clean > mildly blurred (σ 0.4–1) |" if soft else "")
-    text = ("From `assets/shapes-reward/training.json`, written by `python -m rats_app.world.train_reward` "
+    text = ("From `assets/shapes-reward/training.json`, written by `python -m rats_app.worlds.shapes.train_reward` "
             f"(seed {cfg['seed']}, {cfg['steps']} steps, batch {cfg['batch']}, {m['train_seconds']:.0f} s on one CPU "
             f"thread); 1000 fresh pairs each:\n\n{header}\n|---|---|---|{'---|' if soft else ''}\n"
             + "".join(f"| {name} | {100 * r['right_vs_wrong_prompt']:.1f} % | {100 * r['clean_vs_degraded']:.1f} % |"

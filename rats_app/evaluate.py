@@ -44,7 +44,7 @@ def parse_lora(spec: str) -> tuple[str, str]:
 
 
 def load_prompts(source: str, count: int | None, seed: int = 0) -> list[str]:
-    from rats_app.world.prompts import held_out_prompts, training_prompts
+    from rats_app.worlds.shapes.prompts import held_out_prompts, training_prompts
 
     sets = {"world-train": training_prompts, "world-heldout": held_out_prompts,
             "world": lambda: training_prompts() + held_out_prompts()}
@@ -124,7 +124,7 @@ def _measure(studio, variant: Variant, prompts: list[str], images: list, world: 
             scores += reward.score_fast(images[start:start + 32], prompts[start:start + 32]).tolist()
         row[name], row[f"{name}_ci"] = mean_ci(scores)
     if world:
-        from rats_app.world.checker import ATTRIBUTES, check_image
+        from rats_app.worlds.shapes.checker import ATTRIBUTES, check_image
 
         checks = [check_image(np.asarray(im), p) for im, p in zip(images, prompts)]
         for key, values in (("correct", [c.correct for c in checks]), ("clean", [c.clean for c in checks])):

@@ -146,7 +146,7 @@ class RatsTrainer:
 
     def _load_prompts(self, info) -> list[str]:
         if self.config.prompts == "world":
-            from rats_app.world.prompts import training_prompts
+            from rats_app.worlds.shapes.prompts import training_prompts
 
             return training_prompts()
         from rats_app.generate import read_prompts

@@ -16,8 +16,8 @@ def tiny_world_model_dir(tmp_path_factory):
     import torch
 
     from rats_app.io import write_json
-    from rats_app.world.model import CALL_DEFAULTS, WorldModelConfig, build_world_pipeline
-    from rats_app.world.prompts import vocabulary
+    from rats_app.worlds.shapes.model import CALL_DEFAULTS, WorldModelConfig, build_world_pipeline
+    from rats_app.worlds.shapes.prompts import vocabulary
 
     torch.manual_seed(0)
     pipe = build_world_pipeline(WorldModelConfig(double_layers=1, single_layers=1), seed=0)
@@ -32,8 +32,8 @@ def tiny_world_model_dir(tmp_path_factory):
 def tiny_world_reward():
     """A randomly initialised world reward (tiny CLIP), built in the test."""
     from rats_app.rewards.clip_preference import ClipPreferenceReward
-    from rats_app.world.model import build_clip_tokenizer
-    from rats_app.world.train_reward import WORLD_NORMALIZATION, RewardTrainConfig, build_reward_model
+    from rats_app.worlds.shapes.model import build_clip_tokenizer
+    from rats_app.worlds.shapes.train_reward import WORLD_NORMALIZATION, RewardTrainConfig, build_reward_model
 
     tokenizer = build_clip_tokenizer()
     model = build_reward_model(RewardTrainConfig(hidden=32, layers=1), tokenizer)

@@ -25,7 +25,7 @@ def test_teacher_loads_offline_in_plain_diffusers_and_follows_the_prompt(monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from diffusers import FluxPipeline
 
-    from rats_app.world.checker import check_image
+    from rats_app.worlds.shapes.checker import check_image
 
     defaults = json.loads((DEFAULT_MODEL / "call_defaults.json").read_text())
     assert isinstance(defaults, dict) and all(isinstance(k, str) for k in defaults)
@@ -53,8 +53,8 @@ def shapes_reward():
 
 
 def test_shapes_reward_prefers_right_prompt_and_clean_images(shapes_reward):
-    from rats_app.world import held_out_prompts
-    from rats_app.world.train_reward import pairwise_accuracy
+    from rats_app.worlds.shapes import held_out_prompts
+    from rats_app.worlds.shapes.train_reward import pairwise_accuracy
 
     accuracy = pairwise_accuracy(shapes_reward, held_out_prompts(), 64, seed=123)
     assert accuracy["right_vs_wrong_prompt"] >= 0.9 and accuracy["clean_vs_degraded"] >= 0.9, accuracy
@@ -62,7 +62,7 @@ def test_shapes_reward_prefers_right_prompt_and_clean_images(shapes_reward):
 
 
 def test_shapes_reward_is_differentiable_and_paths_agree(shapes_reward):
-    from rats_app.world import render
+    from rats_app.worlds.shapes import render
 
     image = torch.from_numpy(render(PROMPT, seed=1)).permute(2, 0, 1)[None].float() / 255
     image.requires_grad_(True)

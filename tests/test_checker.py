@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rats_app.world import all_prompts, parse_prompt
-from rats_app.world.checker import check_image, summarize
-from rats_app.world.render import render_scene, sample_scene
+from rats_app.worlds.shapes import all_prompts, parse_prompt
+from rats_app.worlds.shapes.checker import check_image, summarize
+from rats_app.worlds.shapes.render import render_scene, sample_scene
 
 
 def test_checker_reads_renders_and_their_quality():

@@ -18,7 +18,7 @@ PROMPT = "a small red circle at the top left on a white background"
 
 def tiny_flux(tmp_path, kind: str):
     """A tiny FluxPipeline shaped like FLUX.1-dev (guidance embeds, dynamic shift) or -schnell."""
-    from rats_app.world.model import WorldModelConfig, build_world_pipeline
+    from rats_app.worlds.shapes.model import WorldModelConfig, build_world_pipeline
 
     pipe = build_world_pipeline(WorldModelConfig(double_layers=1, single_layers=1))
     if kind == "dev":

@@ -6,7 +6,7 @@ import shutil
 
 
 def test_decoder_phase_from_a_named_phase_skips_the_vae_stage(tmp_path, tiny_world_model_dir):
-    from rats_app.world.pretrain import main
+    from rats_app.worlds.shapes.pretrain import main
 
     work = tmp_path / "work"
     shutil.copytree(tiny_world_model_dir / "vae", work / "phase2")
@@ -19,7 +19,7 @@ def test_decoder_phase_from_a_named_phase_skips_the_vae_stage(tmp_path, tiny_wor
 def _scene(prompt: str, contrast: float = 1.0):
     import numpy as np
 
-    from rats_app.world.render import Degradation, Sample, render_scene, sample_scene
+    from rats_app.worlds.shapes.render import Degradation, Sample, render_scene, sample_scene
 
     sample = sample_scene(prompt, np.random.default_rng(0), 0.0)
     sample = Sample(sample.scene, sample.placement, Degradation(contrast=contrast))
@@ -29,7 +29,7 @@ def _scene(prompt: str, contrast: float = 1.0):
 def test_scene_palette_follows_the_contrast_degradation():
     import torch
 
-    from rats_app.world.pretrain import scene_palette
+    from rats_app.worlds.shapes.pretrain import scene_palette
 
     clean, _ = _scene("a large red square at the center on a gray background")
     faded, _ = _scene("a large red square at the center on a white background", contrast=0.5)
@@ -46,8 +46,8 @@ def test_scene_palette_follows_the_contrast_degradation():
 def test_coverage_loss_measures_error_in_units_of_the_object_contrast():
     import torch
 
-    from rats_app.world.data import to_tensor
-    from rats_app.world.pretrain import coverage_loss, scene_palette
+    from rats_app.worlds.shapes.data import to_tensor
+    from rats_app.worlds.shapes.pretrain import coverage_loss, scene_palette
 
     gray, gray_image = _scene("a large red square at the center on a gray background")
     white, white_image = _scene("a large red square at the center on a white background")
@@ -78,7 +78,7 @@ def test_coverage_loss_measures_error_in_units_of_the_object_contrast():
 def test_decoder_phase_with_coverage_loss_logs_it(tmp_path, tiny_world_model_dir):
     import json
 
-    from rats_app.world.pretrain import main
+    from rats_app.worlds.shapes.pretrain import main
 
     work = tmp_path / "work"
     shutil.copytree(tiny_world_model_dir / "vae", work / "phase2")
@@ -91,7 +91,7 @@ def test_decoder_phase_with_coverage_loss_logs_it(tmp_path, tiny_world_model_dir
 def test_pretrain_config_names_bad_values(tmp_path, capsys):
     import pytest
 
-    from rats_app.world.pretrain import PretrainConfig, main
+    from rats_app.worlds.shapes.pretrain import PretrainConfig, main
 
     for bad, name in (({"decoder_coverage_weight": -1.0}, "decoder_coverage_weight"),
                       ({"vae_steps": 0}, "vae_steps"), ({"ema_decay": 1.0}, "ema_decay"),
@@ -113,8 +113,8 @@ def test_export_records_a_committed_decoders_own_training_record(tmp_path, tiny_
     import json
 
     from rats_app.io import save_torch_state
-    from rats_app.world.model import WorldModelConfig, build_world_pipeline
-    from rats_app.world.pretrain import PretrainConfig, _flat_state, _trainable, export
+    from rats_app.worlds.shapes.model import WorldModelConfig, build_world_pipeline
+    from rats_app.worlds.shapes.pretrain import PretrainConfig, _flat_state, _trainable, export
 
     work = tmp_path / "work"
     pipe = build_world_pipeline(WorldModelConfig(), seed=0)

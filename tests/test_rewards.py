@@ -7,7 +7,7 @@ import torch
 
 from rats_app.rewards.base import RewardUnavailable
 from rats_app.rewards.registry import available_rewards, load_reward, reward_status
-from rats_app.world.model import build_clip_tokenizer
+from rats_app.worlds.shapes.model import build_clip_tokenizer
 
 PROMPTS = ["a small red circle at the top left on a white background",
            "a large blue square at the center on a gray background"]
@@ -15,7 +15,7 @@ PROMPTS = ["a small red circle at the top left on a white background",
 
 def _tiny_clip_dir(path, seed=0):
     """A tiny transformers CLIP saved like a hub repo (safetensors + tokenizer + preprocessor)."""
-    from rats_app.world.train_reward import RewardTrainConfig, build_reward_model
+    from rats_app.worlds.shapes.train_reward import RewardTrainConfig, build_reward_model
 
     tokenizer = build_clip_tokenizer()
     model = build_reward_model(RewardTrainConfig(hidden=32, layers=1, seed=seed), tokenizer)

@@ -19,7 +19,7 @@ def tiny_sd3(tmp_path):
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-    from rats_app.world.model import build_clip_tokenizer, build_t5_tokenizer
+    from rats_app.worlds.shapes.model import build_clip_tokenizer, build_t5_tokenizer
 
     torch.manual_seed(0)
     clip_tok, t5_tok = build_clip_tokenizer(), build_t5_tokenizer()

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 import pytest
 
-from rats_app.world import BACKGROUNDS, COLORS, POSITIONS, SIZES, all_prompts, held_out_prompts, parse_prompt, training_prompts
-from rats_app.world.data import sample_batch
-from rats_app.world.render import Degradation, Placement, Sample, coverage, render_scene, sample_scene
+from rats_app.worlds.shapes import BACKGROUNDS, COLORS, POSITIONS, SIZES, all_prompts, held_out_prompts, parse_prompt, training_prompts
+from rats_app.worlds.shapes.data import sample_batch
+from rats_app.worlds.shapes.render import Degradation, Placement, Sample, coverage, render_scene, sample_scene
 
 
 def _render(prompt, cx=None, cy=None, side=None, degradation=Degradation()):
@@ -117,28 +117,28 @@ def test_pretraining_data_never_contains_held_out_prompts():
 
 
 def test_reward_training_negatives_are_never_held_out():
-    from rats_app.world.train_reward import make_triplets
+    from rats_app.worlds.shapes.train_reward import make_triplets
 
     rng = np.random.default_rng(0)
     chosen, *_ = make_triplets(training_prompts(), 300, rng)
     assert not set(chosen) & set(held_out_prompts())
-    from rats_app.world.train_reward import _neighbour
+    from rats_app.worlds.shapes.train_reward import _neighbour
     for prompt in training_prompts():
         for _ in range(3):
             assert not _neighbour(parse_prompt(prompt), rng).held_out
 
 
 def test_held_out_scenes_get_negatives_for_evaluation():
-    from rats_app.world.train_reward import make_triplets
+    from rats_app.worlds.shapes.train_reward import make_triplets
 
     chosen, good, degraded, wrong = make_triplets(held_out_prompts(), 200, np.random.default_rng(0))
     assert len(chosen) == 200 and wrong.shape == (200, 3, 64, 64)
 
 
 def test_soft_pairs_differ_only_in_sharpness_and_leave_the_other_items_alone():
-    from rats_app.world.checker import check_image
-    from rats_app.world.data import to_uint8
-    from rats_app.world.train_reward import make_triplets
+    from rats_app.worlds.shapes.checker import check_image
+    from rats_app.worlds.shapes.data import to_uint8
+    from rats_app.worlds.shapes.train_reward import make_triplets
 
     plain = make_triplets(training_prompts(), 24, np.random.default_rng(3))
     chosen, good, degraded, wrong, soft = make_triplets(training_prompts(), 24, np.random.default_rng(3), (0.4, 1.0))
@@ -154,7 +154,7 @@ def test_soft_pairs_differ_only_in_sharpness_and_leave_the_other_items_alone():
 
 
 def test_reward_config_names_bad_soft_blur_values():
-    from rats_app.world.train_reward import RewardTrainConfig
+    from rats_app.worlds.shapes.train_reward import RewardTrainConfig
 
     with pytest.raises(ValueError, match="soft_blur_min/max"):
         RewardTrainConfig(soft_blur_min=1.0, soft_blur_max=0.5)
@@ -165,7 +165,7 @@ def test_reward_config_names_bad_soft_blur_values():
 def test_object_token_weights_mark_the_object():
     import torch
 
-    from rats_app.world.pretrain import object_token_weights
+    from rats_app.worlds.shapes.pretrain import object_token_weights
 
     x0 = torch.zeros(2, 64, 8)
     x0[0, 10] = 1.0          # one object token in image 0

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL
 
-from rats_app.world.data import to_tensor, to_uint8
-from rats_app.world.render import Sample, render_scene, sample_scene
+from rats_app.worlds.shapes.data import to_tensor, to_uint8
+from rats_app.worlds.shapes.render import Sample, render_scene, sample_scene
 
 
 def probe_samples(prompts: list[str], n: int, p_degraded: float = 0.0, seed: int = 5) -> list[Sample]:

@@ -9,8 +9,8 @@ import sys, collections, numpy as np
 from PIL import Image
 from pathlib import Path
 from rats_app.evaluate import load_prompts
-from rats_app.world.checker import check_image
-from rats_app.world.prompts import parse_prompt
+from rats_app.worlds.shapes.checker import check_image
+from rats_app.worlds.shapes.prompts import parse_prompt
 d = Path(sys.argv[1]); prompts = load_prompts("world-train", 120, 0)
 by = collections.defaultdict(lambda: [0, 0])
 for i, p in enumerate(prompts):

@@ -10,8 +10,8 @@ import numpy as np, torch
 torch.set_num_threads(1)
 from rats_app.models import load_pipeline
 from rats_app.sampler import generate
-from rats_app.world.checker import check_image, summarize
-from rats_app.world.prompts import held_out_prompts, training_prompts
+from rats_app.worlds.shapes.checker import check_image, summarize
+from rats_app.worlds.shapes.prompts import held_out_prompts, training_prompts
 model, scales = sys.argv[1], [float(s) for s in sys.argv[2].split(",")]
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 120
 held_out = len(sys.argv) > 4 and sys.argv[4] == "heldout"

@@ -8,7 +8,7 @@ PY="${PYTHON:-python}"; export PYTHONPATH=.
 W=$1; D=$2
 [ -d "$W/vae_decoder" ] && [ ! -d "$W/vae_decoder.before" ] && mv "$W/vae_decoder" "$W/vae_decoder.before"
 rm -rf "$W/vae_decoder"; cp -r "$D" "$W/vae_decoder"
-$PY -m rats_app.world.pretrain --work-dir "$W" --stage export --out assets/shapes-flux
+$PY -m rats_app.worlds.shapes.pretrain --work-dir "$W" --stage export --out assets/shapes-flux
 old=runs/results-before-$(date +%Y%m%d-%H%M); mkdir -p $old
 for d in runs/results/teacher-world-* runs/results/presets-world-*; do [ -d $d ] && mv $d $old/; done
 # rats alone, timed (the "<= 10 min on 2 cores" figure); then the other two beside the teacher benchmark

@@ -8,9 +8,9 @@ _sys.path.insert(0, str(_Path(__file__).resolve().parents[2]))  # run from anywh
 import numpy as np, torch, collections
 torch.set_num_threads(1)
 from rats_app.rewards.registry import load_reward
-from rats_app.world.render import sample_scene, render_scene, degrade, Degradation
-from rats_app.world.prompts import training_prompts
-from rats_app.world.checker import check_image
+from rats_app.worlds.shapes.render import sample_scene, render_scene, degrade, Degradation
+from rats_app.worlds.shapes.prompts import training_prompts
+from rats_app.worlds.shapes.checker import check_image
 R = load_reward("shapes")
 rng = np.random.default_rng(5); P = training_prompts()
 samples = [sample_scene(P[i], rng, 0.0) for i in rng.integers(len(P), size=150)]

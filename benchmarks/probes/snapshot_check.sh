@@ -4,7 +4,7 @@
 set -e
 PY="${PYTHON:-python}"; export PYTHONPATH=.
 out=runs/snapshot-$(basename "$1")
-$PY -m rats_app.world.pretrain --work-dir "$1" --stage export --out "$out" | tail -1
+$PY -m rats_app.worlds.shapes.pretrain --work-dir "$1" --stage export --out "$out" | tail -1
 cp "$2/config.json" "$2/diffusion_pytorch_model.safetensors" "$out/vae/"  # the config too: its latent scale and shift
 $PY benchmarks/probes/cfg_scan.py "$out" 3 64
 $PY benchmarks/probes/cfg_scan.py "$out" 3 64 heldout

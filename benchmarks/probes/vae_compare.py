@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from _renders import probe_samples, reconstruct
 from diffusers import AutoencoderKL
-from rats_app.world.checker import check_image
-from rats_app.world.prompts import training_prompts
-from rats_app.world.render import render_scene
+from rats_app.worlds.shapes.checker import check_image
+from rats_app.worlds.shapes.prompts import training_prompts
+from rats_app.worlds.shapes.render import render_scene
 
 torch.set_num_threads(1)
 P = training_prompts()

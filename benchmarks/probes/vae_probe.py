@@ -11,8 +11,8 @@ import torch
 
 from _renders import probe_samples, reconstruct
 from diffusers import AutoencoderKL
-from rats_app.world.checker import check_image
-from rats_app.world.prompts import training_prompts
+from rats_app.worlds.shapes.checker import check_image
+from rats_app.worlds.shapes.prompts import training_prompts
 
 torch.set_num_threads(1)
 vae = AutoencoderKL.from_pretrained(sys.argv[1]).eval()

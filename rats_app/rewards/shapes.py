@@ -1,4 +1,4 @@
-"""The Shapes World preference reward: a tiny CLIP trained by ``rats_app.world.train_reward``."""
+"""The Shapes World preference reward: a tiny CLIP trained by ``rats_app.worlds.shapes.train_reward``."""
 
 from __future__ import annotations
 
@@ -12,4 +12,4 @@ def load_shapes_reward(path: str | os.PathLike, device: str | None = None) -> Cl
     try:
         return load_clip_preference(path, name="shapes", device=device)
     except RewardUnavailable as exc:
-        raise RewardUnavailable(f"{exc}; rebuild it with `python -m rats_app.world.train_reward --out {path}`") from None
+        raise RewardUnavailable(f"{exc}; rebuild it with `python -m rats_app.worlds.shapes.train_reward --out {path}`") from None

@@ -19,7 +19,7 @@ from rats_app.jobs import JobManager
 from rats_app.models import UserError
 from rats_app.rewards.registry import available_rewards
 from rats_app.ui import handlers
-from rats_app.world import held_out_prompts, training_prompts
+from rats_app.worlds.shapes import held_out_prompts, training_prompts
 
 EXAMPLES = [training_prompts()[0], training_prompts()[250], training_prompts()[409],
             held_out_prompts()[4], held_out_prompts()[20]]

@@ -1,7 +1,7 @@
 """Pretrain the Shapes World teacher: VAE, then latents, then the flow-matching transformer.
 
-    python -m rats_app.world.pretrain --work-dir runs/pretrain            # all stages, resumable
-    python -m rats_app.world.pretrain --work-dir runs/pretrain --stage export --out assets/shapes-flux
+    python -m rats_app.worlds.shapes.pretrain --work-dir runs/pretrain            # all stages, resumable
+    python -m rats_app.worlds.shapes.pretrain --work-dir runs/pretrain --stage export --out assets/shapes-flux
 
 Every stage checkpoints into ``--work-dir`` and resumes from it, so the job can be stopped and
 restarted at will (it is hours on 2 CPU cores). The transformer is trained together with the two
@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, FluxPipeline
 
 from rats_app.io import load_tensors, load_torch_state, save_tensors, save_torch_state, write_json
-from rats_app.world.data import sample_batch, to_tensor
-from rats_app.world.render import Degradation, Sample, degrade, render_scene, sample_scene
-from rats_app.world.model import CALL_DEFAULTS, WorldModelConfig, build_world_pipeline
-from rats_app.world.prompts import BACKGROUNDS, COLORS, held_out_prompts, training_prompts, vocabulary
+from rats_app.worlds.shapes.data import sample_batch, to_tensor
+from rats_app.worlds.shapes.render import Degradation, Sample, degrade, render_scene, sample_scene
+from rats_app.worlds.shapes.model import CALL_DEFAULTS, WorldModelConfig, build_world_pipeline
+from rats_app.worlds.shapes.prompts import BACKGROUNDS, COLORS, held_out_prompts, training_prompts, vocabulary
 
 
 @dataclass
@@ -396,8 +396,8 @@ def train_transformer(work: Path, vae: AutoencoderKL, data: dict[str, torch.Tens
 @torch.no_grad()
 def vae_report(vae: AutoencoderKL, n: int = 128, seed: int = 99) -> dict:
     """The checker on reconstructions of fresh renders: the ceiling any generator on this VAE has."""
-    from rats_app.world.checker import check_image, summarize
-    from rats_app.world.data import to_uint8
+    from rats_app.worlds.shapes.checker import check_image, summarize
+    from rats_app.worlds.shapes.data import to_uint8
 
     samples, x, _ = sample_batch(training_prompts(), n, np.random.default_rng(seed), p_degraded=0.5)
     recon = to_uint8(vae.decode(vae.encode(x.to(vae.device)).latent_dist.mode()).sample)

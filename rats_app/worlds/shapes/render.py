@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rats_app.world.prompts import BACKGROUNDS, COLORS, POSITIONS, SIZES, Scene, parse_prompt
+from rats_app.worlds import raster
+from rats_app.worlds.palette import BACKGROUNDS, COLORS, MID_GRAY
+from rats_app.worlds.shapes.prompts import POSITIONS, SIZES, Scene, parse_prompt
 
 CANVAS = 64
 SUPERSAMPLE = 4
 SIZE_JITTER = 2.0
 POSITION_JITTER = 3.0
-MID_GRAY = 128.0
 
 # Degradation ranges (contract): blur sigma in px, additive noise sigma on 0-255,
 # contrast factor = fraction of the distance to mid-gray that is kept.
@@ -64,43 +65,14 @@ class Sample:
 def coverage(shape: str, placement: Placement, canvas: int = CANVAS,
              supersample: int = SUPERSAMPLE) -> np.ndarray:
     """Fractional coverage in [0, 1] of each pixel by the shape (float32, canvas x canvas)."""
-    n = canvas * supersample
-    centres = (np.arange(n, dtype=np.float32) + 0.5) / supersample
-    x = centres[None, :]
-    y = centres[:, None]
-    half = placement.side / 2.0
-    dx, dy = x - placement.cx, y - placement.cy
-    if shape == "circle":
-        inside = dx * dx + dy * dy <= half * half
-    elif shape == "square":
-        inside = (np.abs(dx) <= half) & (np.abs(dy) <= half)
-    elif shape == "triangle":
-        # Apex up at (cx, cy - half); base at y = cy + half, from cx - half to cx + half.
-        depth = (dy + half) / placement.side  # 0 at the apex, 1 at the base
-        inside = (depth >= 0) & (depth <= 1) & (np.abs(dx) <= depth * half)
-    else:
-        raise ValueError(f"unknown shape {shape!r}")
-    inside = inside.astype(np.float32)
-    return inside.reshape(canvas, supersample, canvas, supersample).mean(axis=(1, 3))
-
-
-def _gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur with edge replication (float HxWxC)."""
-    radius = max(1, int(np.ceil(3 * sigma)))
-    taps = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * (taps / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(image, ((radius, radius), (0, 0), (0, 0)), mode="edge")
-    out = sum(w * padded[i:i + image.shape[0]] for i, w in enumerate(kernel))
-    padded = np.pad(out, ((0, 0), (radius, radius), (0, 0)), mode="edge")
-    return sum(w * padded[:, i:i + image.shape[1]] for i, w in enumerate(kernel))
+    return raster.coverage(shape, placement.cx, placement.cy, placement.side, canvas, supersample)
 
 
 def degrade(image: np.ndarray, degradation: Degradation) -> np.ndarray:
     """Apply a degradation to a float HxWx3 image in 0-255; returns float."""
     out = image.astype(np.float64)
     if degradation.blur_sigma > 0:
-        out = _gaussian_blur(out, degradation.blur_sigma)
+        out = raster.gaussian_blur(out, degradation.blur_sigma)
     if degradation.contrast != 1.0:
         out = MID_GRAY + degradation.contrast * (out - MID_GRAY)
     if degradation.noise_sigma > 0:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rats_app.world.prompts import ATTRIBUTES, BACKGROUNDS, COLORS, POSITIONS, SHAPES, Scene, parse_prompt
-from rats_app.world.render import MID_GRAY, Placement, _gaussian_blur, coverage
+from rats_app.worlds.shapes.prompts import ATTRIBUTES, BACKGROUNDS, COLORS, POSITIONS, SHAPES, Scene, parse_prompt
+from rats_app.worlds.raster import gaussian_blur
+from rats_app.worlds.shapes.render import MID_GRAY, Placement, coverage
 
 _CONTRASTS = np.linspace(0.2, 1.15, 96)
 _SIZE_SPLIT = (16 + 28) / 2
@@ -105,7 +106,7 @@ def _best_shape(alpha_smooth: np.ndarray, box: tuple[float, float, float],
                 for dy in (-1.0, -0.5, 0.0, 0.5):
                     tmpl = coverage(shape, Placement(cx + dx, cy + dy, side + ds), supersample=2)[..., None]
                     for sigma in blurs:
-                        blurred = _gaussian_blur(tmpl, sigma) if sigma else tmpl
+                        blurred = gaussian_blur(tmpl, sigma) if sigma else tmpl
                         err = float(((_smooth(blurred)[ys, xs, 0] - alpha_smooth) ** 2).sum())
                         best = min(best, err)
         scores[shape] = 1.0 - best / energy

@@ -11,27 +11,15 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from rats_app.worlds.palette import BACKGROUNDS, COLORS, SHAPES
+
 SIZES: dict[str, int] = {"small": 16, "large": 28}  # bounding-box side in px
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40),
-    "green": (40, 170, 70),
-    "blue": (40, 90, 220),
-    "yellow": (235, 205, 40),
-    "purple": (150, 60, 200),
-    "orange": (245, 135, 30),
-}
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 POSITIONS: dict[str, tuple[int, int]] = {  # bounding-box centre (x right, y down)
     "top left": (16, 16),
     "top right": (48, 16),
     "bottom left": (16, 48),
     "bottom right": (48, 48),
     "center": (32, 32),
-}
-BACKGROUNDS: dict[str, tuple[int, int, int]] = {
-    "white": (240, 240, 240),
-    "black": (20, 20, 20),
-    "gray": (128, 128, 128),
 }
 HELD_OUT: frozenset[tuple[str, str, str]] = frozenset({
     ("purple", "triangle", "center"),

@@ -4,7 +4,7 @@ A procedural 64x64 image domain, its prompt grammar, degradations that define im
 and a ground-truth checker. The pretrained teacher and the preference reward are built on it.
 """
 
-from rats_app.world.prompts import (
+from rats_app.worlds.shapes.prompts import (
     BACKGROUNDS,
     COLORS,
     HELD_OUT,
@@ -17,7 +17,7 @@ from rats_app.world.prompts import (
     parse_prompt,
     training_prompts,
 )
-from rats_app.world.render import Degradation, render, render_scene, sample_scene
+from rats_app.worlds.shapes.render import Degradation, render, render_scene, sample_scene
 
 __all__ = [
     "BACKGROUNDS", "COLORS", "HELD_OUT", "POSITIONS", "SHAPES", "SIZES", "Scene", "Degradation",

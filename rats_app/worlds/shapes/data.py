@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rats_app.world.render import Sample, render_scene, sample_scene
+from rats_app.worlds.shapes.render import Sample, render_scene, sample_scene
 
 
 def to_tensor(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Train the Shapes World preference reward: a tiny CLIP with a PickScore-style objective.
 
-    python -m rats_app.world.train_reward --out assets/shapes-reward
+    python -m rats_app.worlds.shapes.train_reward --out assets/shapes-reward
 
 Each training item is a prompt p with four images: a clean render of p (preferred), a degraded
 render of p, a clean render of a prompt that differs from p in one attribute, and the clean render
@@ -31,9 +31,9 @@ from transformers import CLIPConfig, CLIPModel
 from rats_app.io import write_json
 from rats_app.rewards.base import ImageNormalization
 from rats_app.rewards.clip_preference import ClipPreferenceReward
-from rats_app.world.model import build_clip_tokenizer
-from rats_app.world.prompts import ATTRIBUTES, BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, Scene, held_out_prompts, parse_prompt, training_prompts
-from rats_app.world.render import Degradation, Sample, render_scene, sample_degradation, sample_placement
+from rats_app.worlds.shapes.model import build_clip_tokenizer
+from rats_app.worlds.shapes.prompts import ATTRIBUTES, BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, Scene, held_out_prompts, parse_prompt, training_prompts
+from rats_app.worlds.shapes.render import Degradation, Sample, render_scene, sample_degradation, sample_placement
 
 # Pixels in [0, 1] are mapped to [-1, 1]: the world has no natural-image statistics to match.
 WORLD_NORMALIZATION = ImageNormalization(64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))

@@ -2,7 +2,7 @@
 
 Everything here is deterministic code (no tokenizer training), so rebuilding gives the same
 tokenizers and, with the same seed, the same initial weights. The result is a standard
-``diffusers.FluxPipeline``; pretraining (``rats_app.world.pretrain``) fills in its weights.
+``diffusers.FluxPipeline``; pretraining (``rats_app.worlds.shapes.pretrain``) fills in its weights.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5Tokenizer
 
-from rats_app.world.prompts import vocabulary
+from rats_app.worlds.shapes.prompts import vocabulary
+from rats_app.worlds.tokenizers import clip_tokenizer, t5_tokenizer
 
 # Prompts have at most 13 words. A short max_sequence_length keeps T5 pad tokens (FluxPipeline
 # passes no attention mask) from drowning the prompt, and makes every step much cheaper.
 MAX_SEQUENCE_LENGTH = 16
 CALL_DEFAULTS = {"max_sequence_length": MAX_SEQUENCE_LENGTH, "guidance_scale": 1.0}
-CLIP_SPECIALS = ("<|startoftext|>", "<|endoftext|>")
 
 
 @dataclass(frozen=True)
@@ -47,59 +47,13 @@ class WorldModelConfig:
 
 
 def build_clip_tokenizer(words: list[str] | None = None) -> CLIPTokenizer:
-    """A CLIP BPE tokenizer whose merges spell every world word as one token.
-
-    Letters stay in the vocabulary, so unknown words still tokenize (as letters); the closed
-    vocabulary check lives in the generation API, which names the unknown word.
-    """
-    words = vocabulary() if words is None else words
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    vocab: dict[str, int] = {}
-    for token in [*letters, *(c + "</w>" for c in letters)]:
-        vocab.setdefault(token, len(vocab))
-    merges = _train_bpe_merges(words)
-    for left, right in merges:
-        vocab.setdefault(left + right, len(vocab))
-    for special in CLIP_SPECIALS:
-        vocab.setdefault(special, len(vocab))
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_SEQUENCE_LENGTH)
-
-
-def _train_bpe_merges(words: list[str]) -> list[tuple[str, str]]:
-    """Plain BPE training on the word list, with deterministic tie-breaking.
-
-    Merging the most frequent adjacent pair until every word is one token guarantees that
-    applying the merges by rank (what the tokenizer does) reproduces whole-word tokens.
-    """
-    segmentations = [list(w[:-1]) + [w[-1] + "</w>"] for w in words]
-    merges: list[tuple[str, str]] = []
-    while any(len(seg) > 1 for seg in segmentations):
-        counts: dict[tuple[str, str], int] = {}
-        for seg in segmentations:
-            for pair in zip(seg, seg[1:]):
-                counts[pair] = counts.get(pair, 0) + 1
-        best = min(counts, key=lambda pair: (-counts[pair], pair))
-        merges.append(best)
-        for i, seg in enumerate(segmentations):
-            merged, j = [], 0
-            while j < len(seg):
-                if j + 1 < len(seg) and (seg[j], seg[j + 1]) == best:
-                    merged.append(seg[j] + seg[j + 1])
-                    j += 2
-                else:
-                    merged.append(seg[j])
-                    j += 1
-            segmentations[i] = merged
-    return merges
+    """The world's CLIP tokenizer: every world word is one token (rats_app.worlds.tokenizers)."""
+    return clip_tokenizer(vocabulary() if words is None else words, MAX_SEQUENCE_LENGTH)
 
 
 def build_t5_tokenizer(words: list[str] | None = None) -> T5Tokenizer:
-    """A T5 Unigram tokenizer with one piece per world word (plus letters for unknown text)."""
-    words = vocabulary() if words is None else words
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-    pieces += [("\u2581" + w, -1.0) for w in words]
-    pieces += [(chr(c), -10.0) for c in range(ord("a"), ord("z") + 1)] + [("\u2581", -10.0)]
-    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=MAX_SEQUENCE_LENGTH)
+    """The world's T5 tokenizer: one piece per world word, letters for unknown text."""
+    return t5_tokenizer(vocabulary() if words is None else words, MAX_SEQUENCE_LENGTH)
 
 
 def build_world_pipeline(config: WorldModelConfig = WorldModelConfig(), seed: int = 0) -> FluxPipeline:
