@@ -131,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from rats_app.presets import FLUX_FULL
+    from rats_app.model_presets import FLUX_FULL
 
     device = "cpu" if args.tiny else "cuda"
     if device == "cuda" and not torch.cuda.is_available():

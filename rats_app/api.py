@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from rats_app.models import DEFAULT_MODEL, SHIPPED_RATS_LORA, LORA_WEIGHT_NAME, UserError, check_nfe, load_lora, load_pipeline, resolve_lora
-from rats_app.families import student_call
+from rats_app.errors import RewardUnavailable, UserError
+from rats_app.families import family_of, student_call
+from rats_app.models import DEFAULT_MODEL, check_nfe, load_lora, load_pipeline, resolve_lora
 from rats_app.sampler import generate
 
 DEFAULT_SWEEP_NFES = (1, 2, 3, 4, 6, 8)
@@ -42,6 +41,7 @@ class Studio:
         self._lock = threading.RLock()
         self._pipe = None
         self._info = None
+        self._family = None
         self._rewards: dict[str, object] = {}
         self._reward_errors: dict[str, str] = {}
         self._adapters: dict[str, str] = {}   # LoRA file -> adapter name
@@ -51,6 +51,7 @@ class Studio:
         with self._lock:
             if self._pipe is None:
                 self._pipe, self._info = load_pipeline(self.model_path, device=self.device)
+                self._family = family_of(self._pipe)
             return self._pipe, self._info
 
     @property
@@ -63,11 +64,11 @@ class Studio:
 
     def rewards(self) -> dict[str, object]:
         """Every reward that loads; failures are remembered (and shown) instead of retried."""
-        from rats_app.rewards.base import RewardUnavailable
-        from rats_app.rewards.registry import available_rewards, load_reward
+        from rats_app.rewards.registry import load_reward, rewards_for
 
         with self._lock:
-            for name in self.reward_names or available_rewards():
+            self.load()
+            for name in self.reward_names or rewards_for(self._family.media):
                 if name in self._rewards or name in self._reward_errors:
                     continue
                 try:
@@ -104,19 +105,31 @@ class Studio:
         return str(resolve_lora(lora))
 
     # ------------------------------------------------------------------ generation
-    def generate(self, prompt: str, seed: int, nfe: int, label: str, lora: str | Path | None = None) -> GeneratedImage:
+    def call_settings(self, lora: str | Path | None = None) -> dict:
+        """Keyword arguments of the plain pipeline call: the canvas, the model's call defaults, a
+        preset's overrides, and for a RATS LoRA its student's guidance."""
+        _, info = self.load()
+        size = info.size(self._family)
+        call = {"height": size.height, "width": size.width, **info.call_defaults, **self.call_overrides}
+        return student_call(self._family, call) if lora is not None else call
+
+    def generate_batch(self, prompts: list[str], seeds: list[int], nfe: int,
+                       lora: str | Path | None = None) -> tuple[list, float]:
+        """Outputs for checked prompts, one seed each, and the batch's latency in ms."""
         pipe, info = self.load()
-        prompt = info.check_prompt(prompt)
-        nfe = check_nfe(nfe)
-        call = {"height": info.height, "width": info.width, **info.call_defaults, **self.call_overrides}
-        if lora is not None:
-            call = student_call(pipe, call)
+        call = self.call_settings(lora)
+        size = info.size(self._family)
+        size = type(size)(call.pop("height"), call.pop("width"), size.frames)
         with self._lock:
             self._use_lora(lora)  # outside inference mode: adapters loaded there could never train or reload
             start = time.perf_counter()
-            image = generate(pipe, [prompt], nfe, [int(seed)], **call)[0]
-            latency = (time.perf_counter() - start) * 1000
-        return GeneratedImage(image, label, nfe, latency)
+            outputs = generate(self._family, prompts, check_nfe(nfe), [int(s) for s in seeds], size, **call)
+            return outputs, (time.perf_counter() - start) * 1000
+
+    def generate(self, prompt: str, seed: int, nfe: int, label: str, lora: str | Path | None = None) -> GeneratedImage:
+        _, info = self.load()
+        outputs, latency = self.generate_batch([info.check_prompt(prompt)], [seed], nfe, lora)
+        return GeneratedImage(outputs[0], label, check_nfe(nfe), latency)
 
     def score(self, items: list[GeneratedImage], prompt: str) -> None:
         """Fill each item's scores: every reward that loads; unavailable ones say so."""
@@ -129,7 +142,9 @@ class Studio:
                 item.scores[name] = "unavailable"
 
     def default_lora(self) -> str | None:
-        return str(SHIPPED_RATS_LORA) if (SHIPPED_RATS_LORA / LORA_WEIGHT_NAME).exists() else None
+        """The RATS LoRA shipped with this model's world, if any."""
+        lora = self.info.shipped_lora()
+        return None if lora is None else str(lora)
 
     def compare(self, prompt: str, seed: int, nfe: int, teacher_nfe: int = 50,
                 lora: str | Path | None = "shipped") -> list[GeneratedImage]:

@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rats_app import fields as config_fields
+from rats_app.errors import ConfigError
+from rats_app.fields import option as _f
+from rats_app.worlds import REPO_ROOT, default_world
+
+# The default world's teacher, as a path relative to the repository (configs stay portable).
+DEFAULT_MODEL = str(default_world().model_dir.relative_to(REPO_ROOT))
+WORLD = "world"  # prompts / reward: the ones of the model's embedded world
 
 
-class ConfigError(ValueError):
-    """A bad configuration key or value; the message names it."""
-
-
-def _f(default, help: str, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-       low_open: bool = False):
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "low_open": low_open}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-PRESETS: dict[str, dict[str, Any]] = {
+METHOD_PRESETS: dict[str, dict[str, Any]] = {
     "rats": {},                                                   # the full method
     "distill": {"reward_weight": 0.0, "gate": "always"},          # teacher imitation only
     "reward": {"alpha": 0.0},                                     # terminal reward only
@@ -38,15 +34,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 class TrainConfig:
     # --- what to train
     preset: str = _f("rats", "named method: rats (full), distill (lambda = 0, gate always), reward (alpha = 0)",
-                     choices=tuple(PRESETS))
-    model: str = _f("assets/shapes-flux", "base FluxPipeline directory (relative paths also resolve from the "
-                    "repository root)")
-    reward: str = _f("shapes", "reward the student is trained on (registry name)")
+                     choices=tuple(METHOD_PRESETS), advanced=False)
+    model: str = _f(DEFAULT_MODEL, "base pipeline directory (relative paths also resolve from the repository "
+                    "root)", advanced=False)
+    reward: str = _f(WORLD, "reward the student is trained on: a registry name, or 'world' (the preference "
+                     "reward of the model's embedded world)", advanced=False)
     watch_rewards: list = _f([], "other rewards logged on the same images every watch_every steps (hacking watch)")
     watch_every: int = _f(10, "steps between watch-reward evaluations", low=1)
-    prompts: str = _f("world", "'world' (Shapes World training prompts) or a text file, one prompt per line")
+    prompts: str = _f(WORLD, "'world' (the training prompts of the model's embedded world) or a text file, one "
+                      "prompt per line", advanced=False)
     # --- the method
-    student_steps: int = _f(3, "K: student sampling steps (its timesteps are the horizons)", low=1, high=50)
+    student_steps: int = _f(3, "K: student sampling steps (its timesteps are the horizons)", low=1, high=50,
+                            advanced=False)
     teacher_steps: int = _f(24, "teacher steps; rounded up to a multiple of student_steps so its grid "
                             "contains the student's", low=1, high=1000)
     horizons: list = _f([], "student step indices to match at (0 = sigma 1); empty = all K")
@@ -56,7 +55,7 @@ class TrainConfig:
                              "the teacher's x0_hat at that sigma (x0_hat), or the clean latents the teacher's "
                              "rollout ends at (final: its sharp multi-step output)", choices=("x0_hat", "final"))
     match_distance: str = _f("l2", "distance d between teacher and student", choices=("l2", "cosine"))
-    alpha: float = _f(1.0, "alpha: weight of the gated horizon-matching term", low=0.0)
+    alpha: float = _f(1.0, "alpha: weight of the gated horizon-matching term", low=0.0, advanced=False)
     reward_weight: float = _f(0.01, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
     tau: float = _f(1.0, "tau: gate temperature, g = sigmoid((R_T - R_S) / tau)", low=0.0, low_open=True)
     gate: str = _f("soft", "soft: sigmoid; hard: 1 if R_T > R_S else 0; always: g = 1",
@@ -67,13 +66,13 @@ class TrainConfig:
     lora_rank: int = _f(8, "LoRA rank", low=1, high=512)
     lora_alpha: float = _f(8.0, "LoRA alpha (scale = alpha / rank)", low=0.0, low_open=True)
     lora_targets: list = _f(["to_q", "to_k", "to_v", "to_out.0"], "transformer modules that get LoRA")
-    learning_rate: float = _f(1e-3, "AdamW learning rate", low=0.0, low_open=True)
+    learning_rate: float = _f(1e-3, "AdamW learning rate", low=0.0, low_open=True, advanced=False)
     lr_schedule: str = _f("cosine", "constant, or cosine (decays to 10 % of learning_rate at the last step)",
                           choices=("constant", "cosine"))
     warmup_steps: int = _f(10, "steps of linear learning-rate warm-up from 0", low=0)
     weight_decay: float = _f(0.0, "AdamW weight decay", low=0.0)
     max_grad_norm: float = _f(1.0, "gradient clipping (0 = off)", low=0.0)
-    steps: int = _f(200, "optimisation steps", low=1, high=1_000_000)
+    steps: int = _f(200, "optimisation steps", low=1, high=1_000_000, advanced=False)
     batch_size: int = _f(8, "prompts per step (per process)", low=1, high=4096)
     gradient_checkpointing: bool = _f(False, "recompute each student step in backward (saves memory)")
     dtype: str = _f("float32", "base weights' dtype; with bfloat16 the LoRA stays float32 under autocast",
@@ -83,11 +82,12 @@ class TrainConfig:
     cache_text_embeddings: bool = _f(True, "encode every training prompt once, then move the text encoders "
                                      "off the GPU (they are frozen)")
     vae_tiling: bool = _f(False, "decode in tiles (large resolutions on small GPUs)")
-    seed: int = _f(0, "seed for prompts, noise and LoRA init", low=0)
+    seed: int = _f(0, "seed for prompts, noise and LoRA init", low=0, high=2**63 - 1, advanced=False)
     # --- outputs
     sample_every: int = _f(50, "steps between sample grids (0 = only at the end)", low=0)
     checkpoint_every: int = _f(100, "steps between resumable checkpoints", low=1)
-    sample_prompts: list = _f([], "prompts of the sample grid; empty = 8 fixed world prompts")
+    sample_prompts: list = _f([], "prompts of the sample grid; empty = the world's sample prompts (else the "
+                              "first 8 training prompts)")
     device: str = _f("auto", "auto, cpu or cuda")
     parallel: str = _f("auto", "several processes: ddp (average LoRA gradients), fsdp (shard base and LoRA "
                        "with FSDP2), auto (fsdp under an accelerate FSDP config, else ddp)",
@@ -98,22 +98,7 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            expected = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-                setattr(self, f.name, value)
-            if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-                raise ConfigError(f"{f.name}: expected {expected.__name__}, got {value!r}")
-            meta = f.metadata
-            if meta.get("choices") and value not in meta["choices"]:
-                raise ConfigError(f"{f.name}: {value!r} is not one of {list(meta['choices'])}")
-            low, high = meta.get("low"), meta.get("high")
-            if low is not None and (value < low or (meta.get("low_open") and value == low)):
-                raise ConfigError(f"{f.name}: {value!r} must be {'>' if meta.get('low_open') else '>='} {low}")
-            if high is not None and value > high:
-                raise ConfigError(f"{f.name}: {value!r} must be <= {high}")
+        config_fields.validate(self)
         for h in self.horizons:
             if not isinstance(h, int) or not 0 <= h < self.student_steps:
                 raise ConfigError(f"horizons: {h!r} is not a student step index in [0, {self.student_steps - 1}]")
@@ -146,14 +131,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Preset values first, then the given keys; unknown keys are named in the error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+        config_fields.check_keys(cls, data)
         preset = data.get("preset", "rats")
-        if preset not in PRESETS:
-            raise ConfigError(f"preset: {preset!r} is not one of {list(PRESETS)}")
-        return cls(**{**PRESETS[preset], **data})
+        if preset not in METHOD_PRESETS:
+            raise ConfigError(f"preset: {preset!r} is not one of {list(METHOD_PRESETS)}")
+        return config_fields.from_mapping(cls, {**METHOD_PRESETS[preset], **data})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
@@ -182,19 +164,5 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def parse_override(config: TrainConfig, assignment: str) -> dict[str, Any]:
-    """``key=value`` from the command line, parsed as YAML (so lists and numbers work)."""
-    import yaml
-
-    if "=" not in assignment:
-        raise ConfigError(f"override {assignment!r} must look like key=value")
-    key, raw = assignment.split("=", 1)
-    key = key.strip().replace("-", "_")
-    if key not in {f.name for f in fields(config)}:
-        raise ConfigError(f"unknown config key(s): {key}")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(getattr(config, key), str) and not isinstance(value, str):
-        value = raw
-    return {key: value}
+    """``key=value`` from the command line (rats_app.fields.parse_assignment)."""
+    return config_fields.parse_assignment(type(config), assignment)

@@ -4,8 +4,9 @@
         --prompts world-train --nfe 3 5 8 --teacher-nfe 50 --images 120
 
 Variants: ``baseline`` (the model alone) and every ``--lora NAME=PATH`` at each NFE, plus the
-``teacher`` (the model alone at --teacher-nfe). Prompts: ``world-train``, ``world-heldout``,
-``world`` (both), or a text file (one prompt per line; e.g. the HPSv2 benchmark prompts).
+``teacher`` (the model alone at --teacher-nfe). Prompts: the model's world's ``world-train``,
+``world-heldout`` or ``world`` (both), or a text file (one prompt per line; e.g. the HPSv2
+benchmark prompts). On an embedded world its ground-truth checker scores every image too.
 Images are cached as PNGs under --out-dir, so an interrupted run resumes where it stopped.
 Writes results.md / results.csv / results.json (rows variant x NFE, deltas vs the baseline at
 the same NFE) and frontier.png (reward vs NFE).
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rats_app.models import DEFAULT_MODEL, UserError, check_nfe, read_model_info, resolve_lora
+from rats_app.errors import UserError
+from rats_app.io import read_prompts, save_png
+from rats_app.models import DEFAULT_MODEL, check_nfe, read_model_info, resolve_lora
 
 
 @dataclass(frozen=True)
@@ -43,21 +45,20 @@ def parse_lora(spec: str) -> tuple[str, str]:
     return name, str(resolve_lora(path))
 
 
-def load_prompts(source: str, count: int | None, seed: int = 0) -> list[str]:
-    from rats_app.worlds.shapes.prompts import held_out_prompts, training_prompts
-
-    sets = {"world-train": training_prompts, "world-heldout": held_out_prompts,
-            "world": lambda: training_prompts() + held_out_prompts()}
+def load_prompts(source: str, count: int | None, world=None, seed: int = 0) -> list[str]:
+    """A named prompt set of the model's world (world-train, world-heldout, world) or a text file;
+    ``count`` draws that many, cycling through all before any repeats."""
+    sets = world.prompt_sets() if world is not None else {}
     if source in sets:
-        prompts = sets[source]()
+        prompts = sets[source]
+    elif source in ("world-train", "world-heldout", "world"):
+        raise UserError(f"--prompts {source}: this model belongs to no embedded world; give a prompts file")
     else:
-        from rats_app.generate import read_prompts
-
         prompts = read_prompts(source)
     if count is None:
         return prompts
     order = np.random.default_rng(seed).permutation(len(prompts))
-    return [prompts[order[i % len(prompts)]] for i in range(count)]  # cycled: all before any repeat
+    return [prompts[order[i % len(prompts)]] for i in range(count)]
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     teacher_nfe = check_nfe(args.teacher_nfe, "--teacher-nfe")
     info = read_model_info(args.model)
     loras = dict(parse_lora(s) for s in args.lora)
-    prompts = [info.check_prompt(p) for p in load_prompts(args.prompts, args.images, args.seed)]
+    prompts = [info.check_prompt(p) for p in load_prompts(args.prompts, args.images, info.world, args.seed)]
     out = Path(args.out_dir)
     variants = [Variant("teacher", None, teacher_nfe)] + [Variant("baseline", None, n) for n in nfes]
     variants += [Variant(name, path, n) for name, path in loras.items() for n in nfes]
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     pipe, _ = studio.load()
     for name, path in loras.items():  # a LoRA that does not fit fails here, before any image is made
         studio.check_lora(path)
-    world = info.vocabulary is not None
+    world = info.world if info.world is not None and info.world.has_checker else None
     rows = []
     with tqdm(total=len(variants) * len(prompts), unit="img", disable=args.quiet) as bar:
         for v in variants:
@@ -101,8 +102,6 @@ def run(args: argparse.Namespace) -> list[dict]:
 def _images(studio, variant: Variant, prompts: list[str], seed: int, folder: Path, bar) -> list:
     from PIL import Image
 
-    from rats_app.generate import save_png
-
     images = []
     for i, prompt in enumerate(prompts):
         path = folder / f"{i:04d}.png"
@@ -116,21 +115,20 @@ def _images(studio, variant: Variant, prompts: list[str], seed: int, folder: Pat
     return images
 
 
-def _measure(studio, variant: Variant, prompts: list[str], images: list, world: bool) -> dict:
+def _measure(studio, variant: Variant, prompts: list[str], images: list, world) -> dict:
     row = {"variant": variant.name, "nfe": variant.nfe, "n": len(images)}
     for name, reward in studio.rewards().items():
         scores = []
         for start in range(0, len(images), 32):
             scores += reward.score_fast(images[start:start + 32], prompts[start:start + 32]).tolist()
         row[name], row[f"{name}_ci"] = mean_ci(scores)
-    if world:
-        from rats_app.worlds.shapes.checker import ATTRIBUTES, check_image
-
-        checks = [check_image(np.asarray(im), p) for im, p in zip(images, prompts)]
+    if world is not None:  # the world's ground truth
+        checks = [world.check(np.asarray(im), p) for im, p in zip(images, prompts)]
         for key, values in (("correct", [c.correct for c in checks]), ("clean", [c.clean for c in checks])):
             row[key], row[f"{key}_ci"] = mean_ci([100.0 * v for v in values])
         # Per-attribute rates (%, in results.json): which attribute a variant gets wrong.
-        row[ATTRIBUTES_KEY] = {a: 100.0 * float(np.mean([c.right.get(a, False) for c in checks])) for a in ATTRIBUTES}
+        row[ATTRIBUTES_KEY] = {a: 100.0 * float(np.mean([c.right.get(a, False) for c in checks]))
+                               for a in world.attributes}
     return row
 
 

@@ -10,33 +10,13 @@ the baseline at low K.
 from __future__ import annotations
 
 import argparse
-import io
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-from rats_app.io import atomic_write
-from rats_app.models import DEFAULT_MODEL, SHIPPED_RATS_LORA, UserError, check_nfe, read_model_info, resolve_lora
-
-
-# FluxPipeline.__call__ arguments that rats_app.sampler.generate reproduces.
-SAMPLER_CALL_KEYS = frozenset({"height", "width", "max_sequence_length", "guidance_scale", "true_cfg_scale",
-                               "negative_prompt"})
-
-
-def read_prompts(path: str | os.PathLike) -> list[str]:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"prompts file not found: {p}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"prompts file is not UTF-8 text: {p}") from None
-    prompts = [line.strip() for line in text.splitlines() if line.strip()]
-    if not prompts:
-        raise UserError(f"prompts file has no prompts (no non-empty line): {p}")
-    return prompts
+from rats_app.errors import UserError
+from rats_app.io import read_prompts, save_png
+from rats_app.models import DEFAULT_MODEL, check_nfe, read_model_info, resolve_lora
 
 
 def _check_writable(directory: Path) -> None:
@@ -46,12 +26,6 @@ def _check_writable(directory: Path) -> None:
             pass
     except OSError as exc:
         raise UserError(f"cannot write to output directory {directory}: {exc.strerror or exc}") from None
-
-
-def save_png(image, path: Path) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nfe", type=int, required=True, help="number of sampling steps (1-1000)")
     parser.add_argument("--seed", type=int, default=0, help="image i uses seed S + i (default 0)")
     lora = parser.add_mutually_exclusive_group()
-    lora.add_argument("--rats", action="store_true", help=f"load the shipped RATS LoRA ({SHIPPED_RATS_LORA})")
+    lora.add_argument("--rats", action="store_true", help="load the RATS LoRA shipped with --model's world")
     lora.add_argument("--lora", help="a diffusers LoRA directory or .safetensors file")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="FluxPipeline directory (default: Shapes World)")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="pipeline directory (default: Shapes World)")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per forward pass (speed only)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     return parser
@@ -98,41 +72,41 @@ def run(args: argparse.Namespace) -> list[Path]:
             raise UserError(f"prompt {n + 1}: {exc}") from None
     lora_path = None
     if args.rats:
-        if not (SHIPPED_RATS_LORA / "pytorch_lora_weights.safetensors").exists():
-            raise UserError(f"no shipped RATS LoRA at {SHIPPED_RATS_LORA}; train one with "
+        lora_path = info.shipped_lora()
+        if lora_path is None:
+            raise UserError(f"no shipped RATS LoRA for {info.path}; train one with "
                             "`python -m rats_app.train --output-dir DIR` and pass --lora DIR")
-        lora_path = SHIPPED_RATS_LORA
     elif args.lora:
         lora_path = resolve_lora(args.lora)
-    unsupported = sorted(set(info.call_defaults) - SAMPLER_CALL_KEYS)
-    if unsupported:
-        raise UserError(f"{args.model}/call_defaults.json sets {unsupported}, which this sampler does not "
-                        f"support (supported: {sorted(SAMPLER_CALL_KEYS)})")
+    _check_call_defaults(info, args.model)
     _check_writable(out_dir)
 
     from tqdm import tqdm
 
-    from rats_app.models import load_lora, load_pipeline
-    from rats_app.sampler import generate
+    from rats_app.api import Studio
 
-    pipe, info = load_pipeline(args.model, device=args.device)
+    studio = Studio(info.path, device=args.device, reward_names=[])
     if lora_path is not None:
-        load_lora(pipe, lora_path)
-    kwargs = {"height": info.height, "width": info.width, **info.call_defaults}
-    if lora_path is not None:
-        from rats_app.families import student_call
-
-        kwargs = student_call(pipe, kwargs)
+        studio.check_lora(lora_path)
     written = []
     with tqdm(total=len(prompts), unit="img", disable=len(prompts) < 2) as bar:
         for start in range(0, len(prompts), args.batch_size):
             batch = prompts[start:start + args.batch_size]
             seeds = [args.seed + start + j for j in range(len(batch))]
-            for image, path in zip(generate(pipe, batch, nfe, seeds, **kwargs), targets[start:]):
+            images, _ = studio.generate_batch(batch, seeds, nfe, lora_path)
+            for image, path in zip(images, targets[start:]):
                 save_png(image, path)
                 written.append(path)
             bar.update(len(batch))
     return written
+
+
+def _check_call_defaults(info, model: str) -> None:
+    keys = info.family.call_keys
+    unsupported = sorted(set(info.call_defaults) - keys)
+    if unsupported:
+        raise UserError(f"{model}/call_defaults.json sets {unsupported}, which this sampler does not "
+                        f"support (supported: {sorted(keys)})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """Training jobs for the app: one at a time, in a background thread, stoppable, observable.
 
-The job trains on its own pipeline instance, so the LoRA being trained never leaks into the
-images the Compare tab generates meanwhile. Finished (or stopped) runs become selectable LoRAs.
+The job trains on its own pipeline instance, so the LoRA being trained never leaks into what the
+Compare tab generates meanwhile. Everything that can fail at the start of a run (config, model,
+rewards, prompts, directory) fails in ``start``, at once, before anything is written; finished
+or stopped runs become selectable LoRAs.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rats_app.config import ConfigError, TrainConfig
-from rats_app.models import LORA_WEIGHT_NAME, REPO_ROOT, SHIPPED_RATS_LORA
+from rats_app.config import TrainConfig
+from rats_app.errors import ConfigError
+from rats_app.models import LORA_WEIGHT_NAME
+from rats_app.training.callbacks import TrainerCallback
+from rats_app.worlds import REPO_ROOT, worlds
 
 RUNS_DIR = REPO_ROOT / "runs" / "app"
 
 
 @dataclass
 class JobState:
-    status: str = "idle"            # idle | starting | running | finished | stopped | failed
+    status: str = "idle"            # idle | running | finished | stopped | failed
     output_dir: str | None = None
     step: int = 0
     total: int = 0
@@ -36,14 +41,26 @@ class JobState:
         return (time.time() - self.started) / self.step * (self.total - self.step)
 
 
+class _Progress(TrainerCallback):
+    def __init__(self, job: "JobManager"):
+        self.job = job
+
+    def on_step_end(self, run, metrics) -> None:
+        self.job.state.step = metrics.step
+        self.job.state.metrics.append(asdict(metrics))
+
+    def should_stop(self) -> bool:
+        return self.job._stop.is_set()
+
+
 class JobManager:
-    def __init__(self, runs_dir: Path = RUNS_DIR, trainer_factory=None):
+    def __init__(self, runs_dir: Path = RUNS_DIR, components_factory=None):
         self.runs_dir = Path(runs_dir)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.state = JobState()
-        self._trainer_factory = trainer_factory  # tests inject tiny models
+        self._components_factory = components_factory  # tests inject tiny models
 
     @property
     def uploads_dir(self) -> Path:
@@ -53,53 +70,47 @@ class JobManager:
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def _new_dir(self, config: TrainConfig, name: str | None) -> Path:
+        base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}"
+        out, suffix = self.runs_dir / base, 1
+        while out.exists():
+            out, suffix = self.runs_dir / f"{base}-{suffix}", suffix + 1
+        return out
+
     def start(self, config: TrainConfig, name: str | None = None) -> Path:
-        """Start a run; raises ConfigError if one is already running."""
+        """Check and start a run; raises UserError (nothing written) if it cannot start."""
+        from rats_app.training import prepare_run
+
         with self._lock:
             if self.busy:
                 raise ConfigError(f"a training run is already in progress ({self.state.output_dir}); "
                                   "stop it or wait for it to finish")
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            out = self.runs_dir / (name or f"{stamp}-{config.preset}")
-            suffix = 1
-            while out.exists():
-                out = self.runs_dir / f"{name or stamp + '-' + config.preset}-{suffix}"
-                suffix += 1
-            from rats_app.run_dir import prepare
-
-            prepare(out, config, resume=False)
+            out = self._new_dir(config, name)
+            components = self._components_factory(config) if self._components_factory else None
+            run = prepare_run(config, out, components=components)
             self._stop.clear()
-            self.state = JobState(status="starting", output_dir=str(out), total=config.steps, started=time.time())
-            self._thread = threading.Thread(target=self._run, args=(config, out), daemon=True, name="rats-train")
+            self.state = JobState(status="running", output_dir=str(out), total=config.steps, started=time.time())
+            self._thread = threading.Thread(target=self._run, args=(run,), daemon=True, name="rats-train")
             self._thread.start()
             return out
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Ask the running job to stop after its current step; False when none is running."""
+        if not self.busy:
+            return False
         self._stop.set()
+        return True
 
     def wait(self, timeout: float | None = None) -> JobState:
         if self._thread is not None:
             self._thread.join(timeout)
         return self.state
 
-    def _run(self, config: TrainConfig, out: Path) -> None:
+    def _run(self, run) -> None:
         try:
-            if self._trainer_factory is not None:
-                trainer = self._trainer_factory(config, out)
-            else:
-                from rats_app.trainer import RatsTrainer
-
-                trainer = RatsTrainer(config, out)
-            self.state.status = "running"
-            self.state.started = time.time()
-
-            def progress(metrics) -> None:
-                self.state.step = metrics.step
-                self.state.metrics.append(asdict(metrics))
-
-            trainer.train(progress=progress, should_stop=self._stop.is_set)
-            self.state.status = "stopped" if trainer.step < config.steps else "finished"
-            self.state.message = f"LoRA saved to {out / LORA_WEIGHT_NAME}"
+            trainer = run.train([_Progress(self)])
+            self.state.status = "stopped" if trainer.step < trainer.config.steps else "finished"
+            self.state.message = f"LoRA saved to {run.output_dir / LORA_WEIGHT_NAME}"
         except Exception as exc:  # shown in the page; the app keeps serving
             self.state.status = "failed"
             self.state.message = f"{type(exc).__name__}: {exc}"
@@ -113,10 +124,11 @@ class JobManager:
 
 
 def list_loras(runs_dir: Path = RUNS_DIR) -> dict[str, str]:
-    """Selectable LoRAs: label -> directory. The shipped one first, then finished/stopped runs."""
+    """Selectable LoRAs: label -> directory. The worlds' shipped ones first, then finished/stopped runs."""
     loras = {}
-    if (SHIPPED_RATS_LORA / LORA_WEIGHT_NAME).exists():
-        loras["shipped RATS (assets/shapes-flux-rats)"] = str(SHIPPED_RATS_LORA)
+    for world in worlds().values():
+        if (world.lora_dir / LORA_WEIGHT_NAME).exists():
+            loras[f"shipped RATS ({world.lora_dir.relative_to(REPO_ROOT)})"] = str(world.lora_dir)
     for run in sorted(Path(runs_dir).glob("**/run.json")):
         try:
             status = json.loads(run.read_text()).get("status")

@@ -46,20 +46,18 @@ def lora_state_dict(transformer) -> dict[str, torch.Tensor]:
     return get_peft_model_state_dict(transformer, adapter_name=ADAPTER)
 
 
-def save_lora(transformer, directory: str | os.PathLike, lora_config: dict | None = None,
-              state: dict[str, torch.Tensor] | None = None) -> Path:
+def save_lora(directory: str | os.PathLike, state: dict[str, torch.Tensor], lora_config: dict) -> Path:
     """Write ``pytorch_lora_weights.safetensors`` loadable by ``pipe.load_lora_weights(directory)``.
 
-    ``state`` is the LoRA already gathered (FSDP); by default it is read from the transformer. The
-    file layout (``transformer.``-prefixed peft keys) is the same for FLUX and SD3 pipelines."""
+    ``state``: the LoRA in diffusers/peft naming (full tensors, e.g. gathered under FSDP);
+    ``lora_config``: its adapter config, kept as the file's metadata. The layout
+    (``transformer.``-prefixed peft keys) is the same for every family's pipeline."""
     from diffusers import FluxPipeline
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = lora_state_dict(transformer) if state is None else state
     state = {k: v.detach().to(torch.float32).cpu().contiguous() for k, v in state.items()}
-    metadata = lora_config or transformer.peft_config[ADAPTER].to_dict()
-    metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in metadata.items()}
+    metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in lora_config.items()}
     with tempfile.TemporaryDirectory(dir=directory, prefix=".lora-") as tmp:
         FluxPipeline.save_lora_weights(tmp, transformer_lora_layers=state,
                                        transformer_lora_adapter_metadata=metadata)
@@ -68,39 +66,40 @@ def save_lora(transformer, directory: str | os.PathLike, lora_config: dict | Non
 
 
 class EmaLora:
-    """Exponential moving average of the LoRA weights; swapped in for the teacher's rollouts."""
+    """The teacher's LoRA: diffusers' EMAModel of the student's LoRA at a fixed decay, swapped into
+    the model in place for the teacher's rollouts (no second copy of the base model)."""
 
     def __init__(self, params: dict[str, torch.nn.Parameter], decay: float):
-        self.params = params
-        self.decay = decay
-        self.shadow = {n: p.detach().clone() for n, p in params.items()}
+        from rats_app.training.schedules import ema_of
 
-    @torch.no_grad()
+        self.params = params
+        self.ema = ema_of(params.values(), decay)
+
     def update(self) -> None:
-        for n, p in self.params.items():
-            self.shadow[n].lerp_(p.detach(), 1.0 - self.decay)
+        self.ema.step(list(self.params.values()))
 
     @contextlib.contextmanager
     def swapped(self):
         """Inside the block the model runs with the EMA LoRA (no grad needed there)."""
-        backup = {n: p.detach().clone() for n, p in self.params.items()}
+        backup = [p.detach().clone() for p in self.params.values()]
         with torch.no_grad():
-            for n, p in self.params.items():
-                p.copy_(self.shadow[n])
+            for p, shadow in zip(self.params.values(), self.ema.shadow_params):
+                p.copy_(shadow)
         try:
             yield
         finally:
             with torch.no_grad():
-                for n, p in self.params.items():
-                    p.copy_(backup[n])
+                for p, saved in zip(self.params.values(), backup):
+                    p.copy_(saved)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {n: t.clone() for n, t in self.shadow.items()}
+        """Named shadow tensors (what checkpoints hold, independent of the process count)."""
+        return {n: t.clone() for n, t in zip(self.params, self.ema.shadow_params)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        missing = sorted(set(self.shadow) - set(state))
+        missing = sorted(set(self.params) - set(state))
         if missing:
             raise ValueError(f"EMA state lacks {len(missing)} LoRA tensors, e.g. {missing[0]}")
-        for n in self.shadow:
-            self.shadow[n].copy_(state[n])
-
+        with torch.no_grad():
+            for name, shadow in zip(self.params, self.ema.shadow_params):
+                shadow.copy_(state[name])

@@ -1,8 +1,9 @@
-"""Loading text-to-image models and LoRAs, with the checks users hit first.
+"""Loading text-to-image and text-to-video models and LoRAs, with the checks users hit first.
 
-A model is a diffusers ``FluxPipeline`` or ``StableDiffusion3Pipeline`` directory plus two optional
-files of ours: ``call_defaults.json`` (keyword arguments that differ from the pipeline's ``__call__`` defaults)
-and ``world.json`` (a closed prompt vocabulary, for models trained on a small world).
+A model is a diffusers pipeline directory of a family RATS Studio drives (``rats_app.families``)
+plus two optional files of ours: ``call_defaults.json`` (keyword arguments that differ from the
+pipeline's ``__call__`` defaults) and ``world.json`` (the embedded world it belongs to: a closed
+prompt vocabulary and its canvas).
 """
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ASSETS = REPO_ROOT / "assets"
-DEFAULT_MODEL = ASSETS / "shapes-flux"
-SHIPPED_RATS_LORA = ASSETS / "shapes-flux-rats"
+from rats_app.errors import UserError
+from rats_app.families import SUPPORTED_PIPELINES, ModelFamily, Size, family_class
+from rats_app.worlds import REPO_ROOT, World, default_world, get_world
+
+DEFAULT_MODEL = default_world().model_dir
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 MAX_NFE = 1000
-
-
-class UserError(ValueError):
-    """A problem with what the user asked for; the message is shown as is (one line, no traceback)."""
 
 
 @dataclass
@@ -33,8 +31,26 @@ class ModelInfo:
     path: str
     call_defaults: dict = field(default_factory=dict)
     vocabulary: frozenset[str] | None = None   # None: open vocabulary
-    height: int = 64
-    width: int = 64
+    height: int | None = None                  # None: the pipeline's default
+    width: int | None = None
+    frames: int | None = None                  # clips only
+    world_id: str | None = None
+    pipeline_class: str = ""                   # as model_index.json names it
+
+    @property
+    def family(self) -> type[ModelFamily]:
+        return family_class(self.pipeline_class)
+
+    @property
+    def world(self) -> World | None:
+        return get_world(self.world_id) if self.world_id else None
+
+    def size(self, family: ModelFamily) -> Size:
+        """The canvas: world.json's, else call_defaults.json's, else the pipeline's default."""
+        default = family.default_size()
+        return Size(self.height or self.call_defaults.get("height") or default.height,
+                    self.width or self.call_defaults.get("width") or default.width,
+                    self.frames or self.call_defaults.get("num_frames") or default.frames)
 
     def check_prompt(self, prompt: str) -> str:
         """Return the normalised prompt, or raise UserError naming what is wrong with it."""
@@ -48,6 +64,15 @@ class ModelInfo:
                                 f"{' '.join(sorted(self.vocabulary))}")
         return text
 
+    def shipped_lora(self) -> Path | None:
+        """The RATS LoRA shipped with the model's world, if there is one."""
+        world = self.world
+        if world is None or not (world.lora_dir / LORA_WEIGHT_NAME).exists():
+            return None
+        if resolve_model_path(world.model_dir).resolve() != Path(self.path).resolve():
+            return None  # another model of the same world: the shipped LoRA is not for it
+        return world.lora_dir
+
 
 def resolve_model_path(model: str | os.PathLike) -> Path:
     """A relative path that is not under the working directory is taken from the repository root
@@ -58,51 +83,56 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     return path
 
 
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path} is not readable JSON ({type(exc).__name__})") from None
+
+
 def read_model_info(model: str | os.PathLike) -> ModelInfo:
     path = resolve_model_path(model)
     if not path.exists():
         raise UserError(f"model directory not found: {path}")
     if not (path / "model_index.json").exists():
         raise UserError(f"{path} is not a diffusers pipeline directory (no model_index.json)")
-    info = ModelInfo(path=str(path))
+    info = ModelInfo(path=str(path), pipeline_class=pipeline_class_name(path))
     defaults = path / "call_defaults.json"
     if defaults.exists():
-        info.call_defaults = json.loads(defaults.read_text())
+        info.call_defaults = _read_json(defaults)
         if not isinstance(info.call_defaults, dict):
             raise UserError(f"{defaults} must hold a flat JSON object of keyword arguments")
     world = path / "world.json"
     if world.exists():
-        meta = json.loads(world.read_text())
-        info.vocabulary = frozenset(meta["vocabulary"])
+        meta = _read_json(world)
+        info.vocabulary = frozenset(meta["vocabulary"]) if "vocabulary" in meta else None
         info.height, info.width = meta.get("height", 64), meta.get("width", 64)
+        info.frames, info.world_id = meta.get("frames"), meta.get("world")
     return info
+
+
+def pipeline_class_name(path: str | os.PathLike) -> str:
+    """The diffusers pipeline class named in model_index.json, if it is one RATS Studio drives."""
+    name = _read_json(Path(path) / "model_index.json").get("_class_name", "")
+    if name not in SUPPORTED_PIPELINES:
+        raise UserError(f"{path} holds a {name or 'unnamed'} pipeline; RATS Studio drives "
+                        f"{', '.join(SUPPORTED_PIPELINES)} models")
+    return name
 
 
 def load_pipeline(model: str | os.PathLike = DEFAULT_MODEL, device: str | None = None,
                   dtype: torch.dtype = torch.float32):
-    """Load a FluxPipeline or StableDiffusion3Pipeline from a local directory, offline-safe;
-    returns (pipe, info)."""
+    """Load a supported pipeline from a local directory, offline-safe; returns (pipe, info)."""
+    import diffusers
+
     info = read_model_info(model)
-    pipe = pipeline_class(info.path).from_pretrained(info.path, dtype=dtype)
+    pipe = getattr(diffusers, info.pipeline_class).from_pretrained(info.path, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     for component in pipe.components.values():
         if isinstance(component, torch.nn.Module):
             component.requires_grad_(False)  # inference by default; trainers enable what they train
     pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return pipe, info
-
-
-def pipeline_class(path: str | os.PathLike):
-    """The diffusers pipeline class named in model_index.json, if it is one RATS Studio drives."""
-    import diffusers
-
-    from rats_app.families import SUPPORTED_PIPELINES
-
-    name = json.loads((Path(path) / "model_index.json").read_text()).get("_class_name", "")
-    if name not in SUPPORTED_PIPELINES:
-        raise UserError(f"{path} holds a {name or 'unnamed'} pipeline; RATS Studio drives "
-                        f"{' and '.join(SUPPORTED_PIPELINES)} models")
-    return getattr(diffusers, name)
 
 
 def resolve_lora(path: str | os.PathLike) -> Path:

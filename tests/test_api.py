@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rats_app.api import Studio
-from rats_app.models import UserError
+from rats_app.errors import UserError
 
 PROMPT = "a small red circle at the top left on a white background"
 
@@ -16,13 +16,11 @@ def studio(tiny_world_model_dir):
     return Studio(tiny_world_model_dir, device="cpu")
 
 
-@pytest.fixture()
-def tiny_lora(tmp_path_factory, tiny_world_model_dir, tiny_world_reward):
+@pytest.fixture(scope="module")
+def tiny_lora(tmp_path_factory, train_tiny):
     """A LoRA trained for one step on the tiny model (so it changes the output)."""
-    from test_trainer import make_trainer
-
     out = tmp_path_factory.mktemp("lora") / "run"
-    make_trainer(tiny_world_model_dir, tiny_world_reward, out, steps=1).train()
+    train_tiny(out, steps=1)
     return out
 
 

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from rats_app.models import ASSETS, DEFAULT_MODEL
+from rats_app.worlds import ASSETS, get_world
+
+SHAPES = get_world("shapes-world")
+DEFAULT_MODEL = SHAPES.model_dir
 
 PROMPT = "a large green triangle at the bottom left on a white background"
 
@@ -90,14 +93,13 @@ def test_shipped_rats_lora_loads_in_plain_diffusers_and_matches_generate_rats(tm
     from PIL import Image
 
     from rats_app.generate import main
-    from rats_app.models import SHIPPED_RATS_LORA
 
     defaults = json.loads((DEFAULT_MODEL / "call_defaults.json").read_text())
     pipe = FluxPipeline.from_pretrained(DEFAULT_MODEL)
     pipe.set_progress_bar_config(disable=True)
     kwargs = dict(num_inference_steps=3, height=64, width=64, **defaults)
     base = np.asarray(pipe(PROMPT, generator=torch.Generator("cpu").manual_seed(4), **kwargs).images[0]).astype(int)
-    pipe.load_lora_weights(SHIPPED_RATS_LORA)
+    pipe.load_lora_weights(SHAPES.lora_dir)
     rats = np.asarray(pipe(PROMPT, generator=torch.Generator("cpu").manual_seed(4), **kwargs).images[0]).astype(int)
     assert np.abs(rats - base).max() > 10  # the LoRA changes the few-step image
     assert main(["--prompt", PROMPT, "--out", str(tmp_path / "r.png"), "--nfe", "3", "--seed", "4", "--rats"]) == 0

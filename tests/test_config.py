@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rats_app.config import ConfigError, TrainConfig
+from rats_app.config import TrainConfig
+from rats_app.errors import ConfigError
 from rats_app.train import build_parser, main, resolve_config
 
 

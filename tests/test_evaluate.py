@@ -15,15 +15,10 @@ def test_mean_ci():
 
 
 @pytest.fixture()
-def tiny_env(tmp_path, tiny_world_model_dir, tiny_world_reward, monkeypatch):
-    from test_trainer import make_trainer
-
-    reward_dir = tmp_path / "reward"
-    tiny_world_reward.model.save_pretrained(reward_dir)
-    tiny_world_reward.tokenizer.save_pretrained(reward_dir)
-    monkeypatch.setenv("RATS_SHAPES_REWARD", str(reward_dir))
+def tiny_env(tmp_path, tiny_world_model_dir, tiny_reward_dir, train_tiny, monkeypatch):
+    monkeypatch.setenv("RATS_SHAPES_REWARD", str(tiny_reward_dir))
     lora = tmp_path / "lora"
-    make_trainer(tiny_world_model_dir, tiny_world_reward, lora, steps=1).train()
+    train_tiny(lora, steps=1)
     return tmp_path, tiny_world_model_dir, lora
 
 

@@ -11,11 +11,9 @@ from rats_app.lora_export import PREFIX, diffusers_to_kohya, kohya_to_diffusers,
 
 
 @pytest.fixture(scope="module")
-def lora_dir(tmp_path_factory, tiny_world_model_dir, tiny_world_reward):
-    from test_trainer import make_trainer
-
+def lora_dir(tmp_path_factory, train_tiny):
     out = tmp_path_factory.mktemp("export") / "run"
-    make_trainer(tiny_world_model_dir, tiny_world_reward, out, steps=1, lora_alpha=4.0).train()
+    train_tiny(out, steps=1, lora_alpha=4.0)
     return out
 
 

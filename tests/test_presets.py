@@ -9,9 +9,10 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
 
-from rats_app.models import UserError
-from rats_app.presets import FLUX_FULL, PRESETS, availability, locate
-from rats_app.sampler import generate, refined_sigmas, schedule
+from rats_app.errors import UserError
+from rats_app.families import Size, family_of
+from rats_app.model_presets import FLUX_FULL, MODEL_PRESETS, availability, locate
+from rats_app.sampler import generate, schedule
 
 PROMPT = "a small red circle at the top left on a white background"
 
@@ -35,35 +36,31 @@ def tiny_flux(tmp_path, kind: str):
 
 
 @pytest.mark.parametrize("kind", ["dev", "schnell"])
-def test_flux_family_generation_training_and_lora(tmp_path, kind, tiny_world_reward):
-    from rats_app.config import TrainConfig
+def test_flux_family_generation_training_and_lora(tmp_path, kind, prepare_tiny):
     from rats_app.models import load_pipeline
-    from rats_app.run_dir import prepare
-    from rats_app.trainer import RatsTrainer
 
     path = tiny_flux(tmp_path, kind)
-    pipe, _ = load_pipeline(path, device="cpu")
+    family = family_of(load_pipeline(path, device="cpu")[0])
     guidance = 3.5 if kind == "dev" else None
-    kwargs = {"height": 64, "width": 64, "max_sequence_length": 16, **({"guidance_scale": guidance} if guidance else {})}
+    kwargs = {"max_sequence_length": 16, **({"guidance_scale": guidance} if guidance else {})}
     for nfe in (1, 4):
-        ours = np.asarray(generate(pipe, [PROMPT], nfe, [3], **kwargs)[0]).astype(int)
+        ours = np.asarray(generate(family, [PROMPT], nfe, [3], Size(64, 64), **kwargs)[0]).astype(int)
         plain = FluxPipeline.from_pretrained(path)
         plain.set_progress_bar_config(disable=True)
-        ref = plain(PROMPT, num_inference_steps=nfe, generator=torch.Generator().manual_seed(3), **kwargs).images[0]
+        ref = plain(PROMPT, num_inference_steps=nfe, height=64, width=64, generator=torch.Generator().manual_seed(3),
+                    **kwargs).images[0]
         assert np.abs(ours - np.asarray(ref).astype(int)).max() <= 3
     if kind == "dev":  # the dynamic shift keeps the teacher grid a refinement of the student's
-        _, student = schedule(pipe, 3, 64)
-        _, teacher = schedule(pipe, 12, 64, refined_sigmas(3, 4))
+        student = schedule(family, 3, 64).sigmas
+        teacher = schedule(family, 12, 64, family.refined_sigmas(3, 4)).sigmas
         assert torch.allclose(teacher[::4], student, atol=1e-6)
+    (path / "call_defaults.json").write_text('{"height": 64, "width": 64, "max_sequence_length": 16}')
     targets = [t for t in FLUX_FULL if t != "proj_out"]  # tiny single blocks share names with the final proj_out
-    config = TrainConfig.from_dict({"model": str(path), "steps": 2, "batch_size": 1, "teacher_steps": 6,
-                                    "sample_every": 0, "checkpoint_every": 10, "lora_rank": 2, "device": "cpu",
-                                    "lora_targets": targets})
     out = tmp_path / f"run-{kind}"
-    prepare(out, config, False)
-    trainer = RatsTrainer(config, out, pipe=pipe, reward=tiny_world_reward, watch_rewards={}, prompts=[PROMPT])
-    trainer.guidance_scale = guidance or 3.5
-    trainer.train()
+    run = prepare_tiny(out, model_dir=path, prompts=[PROMPT], steps=2, batch_size=1, checkpoint_every=10,
+                       lora_targets=targets, reward="shapes")
+    assert run.trainer.guidance_scale == 3.5  # FLUX's default; schnell has no guidance input, so it is unused
+    run.train()
     plain = FluxPipeline.from_pretrained(path)
     plain.load_lora_weights(out)  # round trip in plain diffusers
     assert any("add_q_proj" in n and "lora" in n for n, _ in plain.transformer.named_parameters())
@@ -74,14 +71,13 @@ def test_missing_preset_weights_say_how_to_supply_them(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("RATS_FLUX_DEV", raising=False)
     with pytest.raises(UserError, match="flux.1-dev: weights not found. Set RATS_FLUX_DEV"):
-        locate(PRESETS["flux.1-dev"])
+        locate(MODEL_PRESETS["flux.1-dev"])
     status = availability()
-    assert status["shapes-world"].startswith("available: ")
     assert status["flux.1-schnell"].startswith("unavailable: flux.1-schnell: weights not found")
     monkeypatch.setenv("RATS_FLUX_DEV", str(tmp_path))
     tiny = tiny_flux(tmp_path, "dev")
     monkeypatch.setenv("RATS_FLUX_DEV", str(tiny))
-    assert locate(PRESETS["flux.1-dev"]) == tiny
+    assert locate(MODEL_PRESETS["flux.1-dev"]) == tiny
 
 
 def test_full_size_flux_dev_benchmark_code_runs_scaled_down(tmp_path):
@@ -92,17 +88,18 @@ def test_full_size_flux_dev_benchmark_code_runs_scaled_down(tmp_path):
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from benchmarks.flux_dev_memory import build
+    from rats_app.models import ModelInfo
+    from rats_app.training import Components, prepare_run
     from rats_app.config import TrainConfig
-    from rats_app.run_dir import prepare
-    from rats_app.trainer import RatsTrainer
 
     pipe, reward, prompts = build(tiny=True, device="cpu")
     assert pipe.transformer.config.guidance_embeds and pipe.transformer.dtype == torch.bfloat16
-    config = TrainConfig.from_dict({"model": "random", "steps": 1, "batch_size": 1, "sample_every": 0,
-                                    "teacher_steps": 6, "lora_rank": 4, "device": "cpu", "dtype": "bfloat16",
-                                    "gradient_checkpointing": True, "vae_tiling": True,
+    config = TrainConfig.from_dict({"model": "random", "reward": "hpsv2", "steps": 1, "batch_size": 1,
+                                    "sample_every": 0, "teacher_steps": 6, "lora_rank": 4, "device": "cpu",
+                                    "dtype": "bfloat16", "gradient_checkpointing": True, "vae_tiling": True,
                                     "lora_targets": [t for t in FLUX_FULL if t != "proj_out"]})
-    prepare(tmp_path / "run", config, False)
-    trainer = RatsTrainer(config, tmp_path / "run", pipe=pipe, reward=reward, watch_rewards={}, prompts=prompts)
+    info = ModelInfo(path="random", pipeline_class="FluxPipeline", height=64, width=64)
+    trainer = prepare_run(config, tmp_path / "run", components=Components(pipe, info, reward, {}, prompts)).trainer
+    trainer.start_schedule()
     metrics = trainer.train_step()
     assert np.isfinite(metrics.loss) and metrics.grad_norm > 0

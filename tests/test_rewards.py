@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rats_app.rewards.base import RewardUnavailable
+from rats_app.errors import RewardUnavailable
 from rats_app.rewards.registry import available_rewards, load_reward, reward_status
 from rats_app.worlds.shapes.model import build_clip_tokenizer
 
@@ -108,7 +108,12 @@ def test_bad_batches_are_named(real_paths):
 
 
 def test_registry_lists_all_rewards():
-    assert available_rewards() == ["shapes", "hpsv2", "hpsv2.1", "pickscore", "clip", "imagereward"]
+    """The embedded worlds' own rewards first, then the built-in ones; each says what it scores."""
+    from rats_app.rewards.registry import reward_media, rewards_for
+
+    assert available_rewards() == ["shapes", "moving-shapes", "hpsv2", "hpsv2.1", "pickscore", "clip", "imagereward"]
+    assert reward_media("moving-shapes") == "video" and reward_media("shapes") == reward_media("hpsv2") == "image"
+    assert "moving-shapes" not in rewards_for("image") and set(rewards_for("video")) == set(available_rewards())
     with pytest.raises(RewardUnavailable, match="unknown reward 'hps3'"):
         load_reward("hps3")
 

@@ -6,47 +6,53 @@ import numpy as np
 import pytest
 import torch
 
+from rats_app.families import Size, family_of
 from rats_app.models import load_pipeline
-from rats_app.sampler import decode, denoise, encode, initial_noise, refined_sigmas, schedule
+from rats_app.sampler import denoise, generate, schedule
 
 PROMPT = "a small red circle at the top left on a white background"
 
 
+SIZE = Size(64, 64)
+
+
 @pytest.fixture(scope="module")
-def pipe(tiny_world_model_dir):
-    return load_pipeline(tiny_world_model_dir, device="cpu")[0]
+def family(tiny_world_model_dir):
+    return family_of(load_pipeline(tiny_world_model_dir, device="cpu")[0])
 
 
-def test_refined_grid_contains_the_student_grid(pipe):
-    _, student = schedule(pipe, 3, 64)
-    _, teacher = schedule(pipe, 12, 64, refined_sigmas(3, 4))
+def test_refined_grid_contains_the_student_grid(family):
+    student = schedule(family, 3, 64).sigmas
+    teacher = schedule(family, 12, 64, family.refined_sigmas(3, 4)).sigmas
     assert len(teacher) == 13 and len(student) == 4
     assert torch.allclose(teacher[::4], student, atol=1e-6)
 
 
-def test_recorded_predictions_are_x0_hat(pipe):
-    cond = encode(pipe, [PROMPT], 16)
-    noise = initial_noise(pipe, [torch.Generator().manual_seed(0)], 64, 64)
-    rollout = denoise(pipe, noise, cond, 64, 64, num_steps=3, record=True)
+def test_recorded_predictions_are_x0_hat(family):
+    cond = family.encode([PROMPT], 16)
+    noise = family.initial_noise([torch.Generator().manual_seed(0)], SIZE, torch.float32)
+    rollout = denoise(family, noise, cond, SIZE, num_steps=3, record=True)
     assert len(rollout.x0_preds) == len(rollout.states) == 3
     assert torch.equal(rollout.states[0], noise)
     # One Euler step from sigma_i to 0 lands on x0_hat: x_t - sigma_i * v.
-    last = denoise(pipe, rollout.states[2], cond, 64, 64, num_steps=1, sigmas=np.array([rollout.sigmas[2].item()]))
+    last = denoise(family, rollout.states[2], cond, SIZE, num_steps=1, sigmas=np.array([rollout.sigmas[2].item()]),
+                   solver="euler")
     assert torch.allclose(last.latents, rollout.x0_preds[2], atol=1e-5)
     assert torch.allclose(last.latents, rollout.latents, atol=1e-5)
 
 
-def test_gradients_flow_through_a_checkpointed_chain(pipe):
-    cond = encode(pipe, [PROMPT, PROMPT], 16)
-    noise = initial_noise(pipe, [torch.Generator().manual_seed(i) for i in range(2)], 64, 64)
+def test_gradients_flow_through_a_checkpointed_chain(family):
+    pipe = family.pipe
+    cond = family.encode([PROMPT, PROMPT], 16)
+    noise = family.initial_noise([torch.Generator().manual_seed(i) for i in range(2)], SIZE, torch.float32)
     weight = pipe.transformer.proj_out.weight
     weight.requires_grad_(True)
     try:
         grads = []
         for use_checkpoint in (False, True):
             weight.grad = None
-            rollout = denoise(pipe, noise, cond, 64, 64, num_steps=2, grad=True, checkpoint=use_checkpoint)
-            decode(pipe, rollout.latents, 64, 64).mean().backward()
+            rollout = denoise(family, noise, cond, SIZE, num_steps=2, grad=True, checkpoint=use_checkpoint)
+            family.decode(rollout.latents, SIZE).mean().backward()
             grads.append(weight.grad.clone())
         assert grads[0].abs().sum() > 0
         assert torch.allclose(grads[0], grads[1], atol=1e-6)
@@ -55,18 +61,17 @@ def test_gradients_flow_through_a_checkpointed_chain(pipe):
         weight.grad = None
 
 
-def test_flux_true_cfg_is_pixel_identical_to_plain_diffusers(pipe, tiny_world_model_dir):
+def test_flux_true_cfg_is_pixel_identical_to_plain_diffusers(family, tiny_world_model_dir):
     """call_defaults may ask for FluxPipeline's true CFG (negative prompt, true_cfg_scale > 1)."""
     from diffusers import FluxPipeline
 
-    from rats_app.sampler import generate
-
     plain = FluxPipeline.from_pretrained(tiny_world_model_dir)
     plain.set_progress_bar_config(disable=True)
-    kwargs = dict(height=64, width=64, max_sequence_length=16, true_cfg_scale=3.0, negative_prompt="")
-    ours = generate(pipe, [PROMPT, PROMPT], 4, [5, 6], **kwargs)
-    without = generate(pipe, [PROMPT], 4, [5], height=64, width=64, max_sequence_length=16)[0]
+    kwargs = dict(max_sequence_length=16, true_cfg_scale=3.0, negative_prompt="")
+    ours = generate(family, [PROMPT, PROMPT], 4, [5, 6], SIZE, **kwargs)
+    without = generate(family, [PROMPT], 4, [5], SIZE, max_sequence_length=16)[0]
     for seed, image in zip((5, 6), ours):
-        ref = plain(PROMPT, num_inference_steps=4, generator=torch.Generator().manual_seed(seed), **kwargs).images[0]
+        ref = plain(PROMPT, num_inference_steps=4, height=64, width=64, generator=torch.Generator().manual_seed(seed),
+                    **kwargs).images[0]
         assert np.abs(np.asarray(image).astype(int) - np.asarray(ref).astype(int)).max() <= 3
     assert np.abs(np.asarray(ours[0]).astype(int) - np.asarray(without).astype(int)).max() > 3

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from rats_app.families import family_of
-from rats_app.sampler import generate, refined_sigmas, schedule
+from rats_app.families import Size, family_of
+from rats_app.sampler import generate, schedule
 
 PROMPT = "a small red circle at the top left on a white background"
 
@@ -64,11 +64,11 @@ def plain_sd3(path):
 def test_sd3_generation_is_pixel_identical_to_plain_diffusers(sd3_path, guidance):
     from rats_app.models import load_pipeline
 
-    pipe, _ = load_pipeline(sd3_path, device="cpu")
-    assert family_of(pipe).name == "sd3"
+    family = family_of(load_pipeline(sd3_path, device="cpu")[0])
+    assert family.name == "sd3"
     plain = plain_sd3(sd3_path)
     for nfe in (1, 4):
-        ours = generate(pipe, [PROMPT, PROMPT], nfe, [3, 4], height=32, width=32, guidance_scale=guidance,
+        ours = generate(family, [PROMPT, PROMPT], nfe, [3, 4], Size(32, 32), guidance_scale=guidance,
                         max_sequence_length=16)
         for seed, image in zip((3, 4), ours):
             ref = plain(PROMPT, num_inference_steps=nfe, height=32, width=32, guidance_scale=guidance,
@@ -79,9 +79,9 @@ def test_sd3_generation_is_pixel_identical_to_plain_diffusers(sd3_path, guidance
 def test_sd3_teacher_grid_contains_the_student_grid(sd3_path):
     from rats_app.models import load_pipeline
 
-    pipe, _ = load_pipeline(sd3_path, device="cpu")
-    _, student = schedule(pipe, 3, 64)
-    _, teacher = schedule(pipe, 12, 64, refined_sigmas(3, 4, pipe))
+    family = family_of(load_pipeline(sd3_path, device="cpu")[0])
+    student = schedule(family, 3, 64).sigmas
+    teacher = schedule(family, 12, 64, family.refined_sigmas(3, 4)).sigmas
     assert len(teacher) == 13
     assert torch.allclose(teacher[::4], student, atol=1e-6)
     assert torch.all(teacher[1:] < teacher[:-1])  # strictly decreasing, ends at 0
@@ -89,29 +89,23 @@ def test_sd3_teacher_grid_contains_the_student_grid(sd3_path):
     assert student[-2].item() < 0.01
 
 
-def test_sd3_rats_training_steps_and_lora_round_trip(sd3_path, tmp_path, tiny_world_reward):
-    from rats_app.config import TrainConfig
-    from rats_app.models import load_pipeline
-    from rats_app.presets import SD3_FULL
-    from rats_app.run_dir import prepare
-    from rats_app.trainer import RatsTrainer
+def test_sd3_rats_training_steps_and_lora_round_trip(sd3_path, tmp_path, prepare_tiny):
+    from rats_app.model_presets import SD3_FULL
 
-    pipe, _ = load_pipeline(sd3_path, device="cpu")
-    config = TrainConfig.from_dict({"model": str(sd3_path), "steps": 2, "batch_size": 2, "teacher_steps": 6,
-                                    "sample_every": 0, "checkpoint_every": 10, "lora_rank": 2, "device": "cpu",
-                                    "lora_targets": SD3_FULL})
     out = tmp_path / "run"
-    prepare(out, config, False)
-    trainer = RatsTrainer(config, out, pipe=pipe, reward=tiny_world_reward, watch_rewards={}, prompts=[PROMPT])
-    trainer.height = trainer.width = 32
+    run = prepare_tiny(out, model_dir=sd3_path, prompts=[PROMPT], checkpoint_every=10, lora_targets=SD3_FULL,
+                       reward="shapes")
+    trainer = run.trainer
+    assert trainer.size == Size(32, 32)  # the pipeline's own default canvas (no world.json)
     assert trainer.guidance_scale == 7.0 and trainer.student_guidance == 1.0
     calls = []
-    hook = pipe.transformer.register_forward_hook(lambda m, args, kwargs_out: calls.append(1))
+    hook = trainer.pipe.transformer.register_forward_hook(lambda m, args, kwargs_out: calls.append(1))
+    trainer.start_schedule()
     trainer.train_step()
     hook.remove()
     # Teacher: 6 steps, each one CFG pass on a doubled batch; student: 3 single passes.
     assert len(calls) == 6 + 3
-    trainer.train()
+    run.train()
     assert "guidance_scale=1.0" in (out / "README.md").read_text()
     plain = plain_sd3(sd3_path)
     before = plain(PROMPT, num_inference_steps=3, height=32, width=32, guidance_scale=1.0, max_sequence_length=16,

@@ -8,31 +8,29 @@ import numpy as np
 import pytest
 import torch
 
-from rats_app.config import ConfigError, TrainConfig
-from rats_app.models import load_pipeline
-from rats_app.run_dir import prepare
-from rats_app.trainer import RatsTrainer
-
-PROMPTS = ["a small red circle at the top left on a white background",
-           "a large blue square at the center on a gray background"]
+from rats_app.config import TrainConfig
+from rats_app.errors import ConfigError
+from rats_app.training import TrainerCallback
 
 
-def make_trainer(model_dir, reward, out, resume=False, **overrides):
-    config = TrainConfig.from_dict({"model": str(model_dir), "steps": 2, "batch_size": 2, "teacher_steps": 6,
-                                    "sample_every": 0, "checkpoint_every": 1, "lora_rank": 2, "lora_alpha": 2.0,
-                                    "device": "cpu", **overrides})
-    state = prepare(out, config, resume)
-    pipe, _ = load_pipeline(model_dir, device="cpu")
-    trainer = RatsTrainer(config, out, pipe=pipe, reward=reward, watch_rewards={}, prompts=PROMPTS)
-    if state is not None:
-        trainer.load_state(state)
-    return trainer
+class Recorder(TrainerCallback):
+    """Keeps every step's metrics; stops after ``stop_after`` steps when given."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.seen, self.stop_after = [], stop_after
+
+    def on_step_end(self, run, metrics):
+        self.seen.append(metrics)
+
+    def should_stop(self):
+        return self.stop_after is not None and len(self.seen) >= self.stop_after
 
 
-def test_two_steps_write_a_loadable_run(tmp_path, tiny_world_model_dir, tiny_world_reward):
+def test_two_steps_write_a_loadable_run(tmp_path, tiny_world_model_dir, train_tiny, tiny_prompts):
     out = tmp_path / "run"
-    seen = []
-    make_trainer(tiny_world_model_dir, tiny_world_reward, out).train(progress=seen.append)
+    recorder = Recorder()
+    train_tiny(out, callbacks=[recorder])
+    seen = recorder.seen
     assert [m.step for m in seen] == [1, 2]
     for m in seen:
         assert 0.0 < m.gate_mean < 1.0
@@ -51,129 +49,106 @@ def test_two_steps_write_a_loadable_run(tmp_path, tiny_world_model_dir, tiny_wor
     pipe = FluxPipeline.from_pretrained(tiny_world_model_dir)
     pipe.set_progress_bar_config(disable=True)
     kwargs = dict(num_inference_steps=2, height=64, width=64, max_sequence_length=16, output_type="np")
-    base = pipe(PROMPTS[0], generator=torch.Generator().manual_seed(0), **kwargs).images[0]
+    base = pipe(tiny_prompts[0], generator=torch.Generator().manual_seed(0), **kwargs).images[0]
     pipe.load_lora_weights(out)
-    tuned = pipe(PROMPTS[0], generator=torch.Generator().manual_seed(0), **kwargs).images[0]
+    tuned = pipe(tiny_prompts[0], generator=torch.Generator().manual_seed(0), **kwargs).images[0]
     assert np.abs(base - tuned).max() > 0
 
 
-def test_resume_continues_exactly(tmp_path, tiny_world_model_dir, tiny_world_reward):
-    straight = tmp_path / "straight"
-    trainer = make_trainer(tiny_world_model_dir, tiny_world_reward, straight, steps=3)
-    trainer.train()
+def test_resume_continues_exactly(tmp_path, train_tiny):
+    trainer = train_tiny(tmp_path / "straight", steps=3)
     reference = {n: p.detach().clone() for n, p in trainer.params.items()}
 
     split = tmp_path / "split"
-    make_trainer(tiny_world_model_dir, tiny_world_reward, split, steps=3).train(should_stop=_stop_after(2))
+    train_tiny(split, steps=3, callbacks=[Recorder(stop_after=2)])
     assert json.loads((split / "run.json").read_text())["status"] == "stopped"
-    resumed = make_trainer(tiny_world_model_dir, tiny_world_reward, split, resume=True, steps=3)
-    assert resumed.step == 2
-    resumed.train()
+    resumed = train_tiny(split, resume=True, steps=3)
+    assert resumed.step == 3
     for n, p in resumed.params.items():
         assert torch.allclose(p, reference[n], atol=1e-6), n
     steps = [json.loads(x)["step"] for x in (split / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
 
 
-def _stop_after(n):
-    calls = {"n": 0}
-
-    def should_stop():
-        calls["n"] += 1
-        return calls["n"] > n
-    return should_stop
-
-
-def test_existing_run_is_never_overwritten(tmp_path, tiny_world_model_dir, tiny_world_reward):
+def test_existing_run_is_never_overwritten(tmp_path, train_tiny, prepare_tiny):
     out = tmp_path / "run"
-    make_trainer(tiny_world_model_dir, tiny_world_reward, out).train()
+    train_tiny(out)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(ConfigError, match="already holds another run"):
-        make_trainer(tiny_world_model_dir, tiny_world_reward, out)
+        prepare_tiny(out)
     with pytest.raises(ConfigError, match="config differs from the run's in lora_rank"):
-        make_trainer(tiny_world_model_dir, tiny_world_reward, out, resume=True, lora_rank=4)
+        prepare_tiny(out, resume=True, lora_rank=4)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
-def test_corrupt_or_missing_checkpoint_is_named(tmp_path, tiny_world_model_dir, tiny_world_reward):
+def test_corrupt_or_missing_checkpoint_is_named(tmp_path, train_tiny, prepare_tiny):
     out = tmp_path / "run"
-    make_trainer(tiny_world_model_dir, tiny_world_reward, out).train()
+    train_tiny(out)
     (out / "checkpoint" / "state.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="checkpoint .*state.pt is corrupt"):
-        make_trainer(tiny_world_model_dir, tiny_world_reward, out, resume=True)
+        prepare_tiny(out, resume=True)
     (out / "checkpoint" / "state.pt").unlink()
     with pytest.raises(ConfigError, match="no checkpoint"):
-        make_trainer(tiny_world_model_dir, tiny_world_reward, out, resume=True)
+        prepare_tiny(out, resume=True)
 
 
-def test_gate_is_the_sigmoid_of_the_reward_gap(tmp_path, tiny_world_model_dir, tiny_world_reward):
-    seen = []
-    make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "run", batch_size=1, tau=0.5, steps=1).train(
-        progress=seen.append)
-    m = seen[0]
+def test_gate_is_the_sigmoid_of_the_reward_gap(tmp_path, train_tiny):
+    recorder = Recorder()
+    train_tiny(tmp_path / "run", batch_size=1, tau=0.5, steps=1, callbacks=[recorder])
+    m = recorder.seen[0]
     expected = 1 / (1 + np.exp(-(m.reward_teacher - m.reward_student) / 0.5))
     assert m.gate_mean == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("preset", ["distill", "reward"])
-def test_presets_run(tmp_path, tiny_world_model_dir, tiny_world_reward, preset):
-    seen = []
-    make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / preset, preset=preset, steps=1).train(
-        progress=seen.append)
+def test_presets_run(tmp_path, train_tiny, preset):
+    recorder = Recorder()
+    train_tiny(tmp_path / preset, preset=preset, steps=1, callbacks=[recorder])
+    seen = recorder.seen
     if preset == "reward":
         assert seen[0].reward_teacher is None and seen[0].matching == 0.0
     else:
         assert seen[0].gate_mean == 1.0
 
 
-def test_watch_rewards_are_logged_every_n_steps(tmp_path, tiny_world_model_dir, tiny_world_reward):
+def test_watch_rewards_are_logged_every_n_steps(tmp_path, train_tiny, tiny_world_reward):
     """The hacking watch: other rewards scored on the same student images every watch_every steps."""
-    config = TrainConfig.from_dict({"model": str(tiny_world_model_dir), "steps": 4, "batch_size": 1,
-                                    "teacher_steps": 3, "sample_every": 0, "checkpoint_every": 10,
-                                    "lora_rank": 2, "device": "cpu", "watch_every": 2})
-    prepare(tmp_path / "run", config, False)
-    pipe, _ = load_pipeline(tiny_world_model_dir, device="cpu")
-    trainer = RatsTrainer(config, tmp_path / "run", pipe=pipe, reward=tiny_world_reward,
-                          watch_rewards={"other": tiny_world_reward}, prompts=PROMPTS)
-    seen = []
-    trainer.train(progress=seen.append)
+    recorder = Recorder()
+    train_tiny(tmp_path / "run", steps=4, batch_size=1, teacher_steps=3, checkpoint_every=10, watch_every=2,
+               watch={"other": tiny_world_reward}, callbacks=[recorder])
+    seen = recorder.seen
     assert [sorted(m.watch) for m in seen] == [[], ["other"], [], ["other"]]
     # Scored on the very images the trained reward saw: the same reward gives the same mean.
     assert seen[1].watch["other"] == pytest.approx(seen[1].reward_student, rel=1e-5)
 
 
-def test_memory_options_bf16_checkpointing_cached_text(tmp_path, tiny_world_model_dir, tiny_world_reward):
-    config = TrainConfig.from_dict({"model": str(tiny_world_model_dir), "steps": 2, "batch_size": 2,
-                                    "teacher_steps": 3, "sample_every": 0, "checkpoint_every": 10, "lora_rank": 2,
-                                    "device": "cpu", "dtype": "bfloat16", "gradient_checkpointing": True,
-                                    "cache_text_embeddings": True, "vae_tiling": True})
-    prepare(tmp_path / "run", config, False)
-    pipe, _ = load_pipeline(tiny_world_model_dir, device="cpu", dtype=torch.bfloat16)
-    trainer = RatsTrainer(config, tmp_path / "run", pipe=pipe, reward=tiny_world_reward, watch_rewards={},
-                          prompts=PROMPTS)
-    assert set(PROMPTS) <= set(trainer._text_cache)
+def test_memory_options_bf16_checkpointing_cached_text(tmp_path, prepare_tiny, tiny_prompts):
+    run = prepare_tiny(tmp_path / "run", teacher_steps=3, checkpoint_every=10, dtype="bfloat16",
+                       gradient_checkpointing=True, cache_text_embeddings=True, vae_tiling=True)
+    trainer = run.trainer
+    assert set(tiny_prompts) <= set(trainer._text_cache)
     assert all(p.dtype == torch.float32 for p in trainer.params.values())
-    assert pipe.transformer.proj_out.weight.dtype == torch.bfloat16
-    seen = []
-    trainer.train(progress=seen.append)
-    assert len(seen) == 2 and all(np.isfinite(m.loss) for m in seen)
+    assert trainer.pipe.transformer.proj_out.weight.dtype == torch.bfloat16
+    recorder = Recorder()
+    run.train([recorder])
+    assert len(recorder.seen) == 2 and all(np.isfinite(m.loss) for m in recorder.seen)
     from safetensors.torch import load_file
 
     assert all(v.dtype == torch.float32 for v in load_file(tmp_path / "run" / "pytorch_lora_weights.safetensors").values())
 
 
-def test_8bit_adam_without_bitsandbytes_is_a_clear_error(tmp_path, tiny_world_model_dir, tiny_world_reward):
-    pytest.importorskip("torch")
+def test_8bit_adam_without_bitsandbytes_is_a_clear_error(tmp_path, prepare_tiny):
     try:
         import bitsandbytes  # noqa: F401
         pytest.skip("bitsandbytes is installed here")
     except ImportError:
         pass
     with pytest.raises(ConfigError, match="adamw8bit needs the bitsandbytes package"):
-        make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "run", optimizer="adamw8bit")
+        prepare_tiny(tmp_path / "run", optimizer="adamw8bit")
+    assert not (tmp_path / "run").exists()  # nothing written for a run that cannot start
 
 
-def test_true_cfg_from_call_defaults_drives_teacher_and_student(tmp_path, tiny_world_model_dir, tiny_world_reward):
+def test_true_cfg_from_call_defaults_drives_teacher_and_student(tmp_path, tiny_world_model_dir, prepare_tiny):
     """A model whose call_defaults ask for FluxPipeline's true CFG: both rollouts make two passes."""
     import shutil
 
@@ -182,31 +157,37 @@ def test_true_cfg_from_call_defaults_drives_teacher_and_student(tmp_path, tiny_w
     model = tmp_path / "model"
     shutil.copytree(tiny_world_model_dir, model)
     write_json(model / "call_defaults.json", {"max_sequence_length": 16, "true_cfg_scale": 2.0, "negative_prompt": ""})
-    trainer = make_trainer(model, tiny_world_reward, tmp_path / "run")
+    trainer = prepare_tiny(tmp_path / "run", model_dir=model).trainer
     assert trainer.true_cfg_scale == 2.0 and trainer.negative_prompt == ""
     calls = []
     hook = trainer.pipe.transformer.register_forward_hook(lambda *args: calls.append(1))
+    trainer.start_schedule()
     trainer.train_step()
     hook.remove()
     assert len(calls) == 2 * (6 + 3)  # teacher 6 steps, student 3 steps, each conditional + unconditional
 
 
-def test_learning_rate_schedule_exact_values(tmp_path, tiny_world_model_dir, tiny_world_reward):
-    trainer = make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "run", steps=5, warmup_steps=2,
-                           lr_schedule="cosine", learning_rate=1e-3)
-    got = [trainer.learning_rate_at(s) for s in range(5)]
-    # warm-up 1/2, then cosine from 1 to 0.1 over steps 0..4: 0.1 + 0.45 (1 + cos(pi s / 4))
-    expected = [0.5e-3, 1e-3 * (0.1 + 0.45 * (1 + np.cos(np.pi / 4))), 0.55e-3,
-                1e-3 * (0.1 + 0.45 * (1 + np.cos(3 * np.pi / 4))), 0.1e-3]
-    assert np.allclose(got, expected, rtol=1e-12)
-    seen = []
-    trainer.train(progress=seen.append)
-    assert np.allclose([m.lr for m in seen], expected)
+def test_learning_rate_schedule_exact_values(tmp_path, train_tiny):
+    recorder = Recorder()
+    train_tiny(tmp_path / "run", steps=5, warmup_steps=2, lr_schedule="cosine", learning_rate=1e-3,
+               callbacks=[recorder])
+    # warm-up (n + 1) / 2, then cosine from 1 at step 2 to 0.1 at the last step (transformers'
+    # cosine_with_min_lr, lr_rate variant): 0.1 + 0.45 (1 + cos(pi (n - 1) / 3)) for n = 2, 3, 4.
+    expected = [0.5e-3, 1e-3] + [1e-3 * (0.1 + 0.45 * (1 + np.cos(np.pi * (n - 1) / 3))) for n in (2, 3, 4)]
+    assert np.allclose([m.lr for m in recorder.seen], expected, rtol=1e-12)
+    assert expected[-1] == pytest.approx(0.1e-3)
+    resumed = Recorder()  # the schedule continues where a resumed run stopped
+    train_tiny(tmp_path / "split", steps=5, warmup_steps=2, callbacks=[Recorder(stop_after=3)])
+    train_tiny(tmp_path / "split", resume=True, steps=5, warmup_steps=2, callbacks=[resumed])
+    assert np.allclose([m.lr for m in resumed.seen], expected[3:], rtol=1e-12)
 
 
-def test_teacher_target_final_pulls_toward_the_teacher_end_point(tmp_path, tiny_world_model_dir, tiny_world_reward):
-    a = make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "a").train_step()
-    b = make_trainer(tiny_world_model_dir, tiny_world_reward, tmp_path / "b", teacher_target="final").train_step()
+def test_teacher_target_final_pulls_toward_the_teacher_end_point(tmp_path, prepare_tiny):
+    def first_step(trainer):
+        trainer.start_schedule()
+        return trainer.train_step()
+    a = first_step(prepare_tiny(tmp_path / "a").trainer)
+    b = first_step(prepare_tiny(tmp_path / "b", teacher_target="final").trainer)
     assert a.reward_student == b.reward_student and a.reward_teacher == b.reward_teacher  # same rollouts
     assert a.matching != b.matching and np.isfinite(b.matching)
     with pytest.raises(ConfigError, match="teacher_target: 'final' needs match_on: 'x0'"):

@@ -10,9 +10,8 @@ import time
 import pytest
 
 from rats_app.api import Studio
-from rats_app.config import ConfigError
+from rats_app.errors import ConfigError, UserError
 from rats_app.jobs import JobManager
-from rats_app.models import UserError
 from rats_app.ui import handlers
 
 PROMPT = "a small red circle at the top left on a white background"
@@ -25,24 +24,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, tiny_world_model_dir, tiny_world_reward):
-    from test_trainer import PROMPTS, make_trainer
-
+def env(tmp_path_factory, tiny_world_model_dir, tiny_world_reward, train_tiny, tiny_components):
     root = tmp_path_factory.mktemp("ui")
     lora = root / "runs" / "cli-run"
-    make_trainer(tiny_world_model_dir, tiny_world_reward, lora, steps=1).train()
+    train_tiny(lora, steps=1)
     studio = Studio(tiny_world_model_dir, device="cpu", reward_names=["shapes", "hpsv2"])
     studio._rewards["shapes"] = tiny_world_reward
-
-    def factory(config, out):
-        from rats_app.models import load_pipeline
-        from rats_app.trainer import RatsTrainer
-
-        config.model = str(tiny_world_model_dir)
-        pipe, _ = load_pipeline(tiny_world_model_dir, device="cpu")
-        return RatsTrainer(config, out, pipe=pipe, reward=tiny_world_reward, watch_rewards={}, prompts=PROMPTS)
-
-    jobs = JobManager(root / "runs" / "app", trainer_factory=factory)
+    jobs = JobManager(root / "runs" / "app", components_factory=lambda config: tiny_components())
     return {"studio": studio, "jobs": jobs, "lora": lora, "root": root}
 
 
@@ -72,11 +60,11 @@ def test_compare_handler_rejects_bad_input(env, args, message):
 
 def test_training_form_errors_name_the_field(env):
     with pytest.raises(ConfigError, match="tau: -1.0 must be > 0.0"):
-        handlers.start_training(env["jobs"], {"tau": -1}, "Shapes World prompts", "", None)
+        handlers.start_training(env["jobs"], {"tau": -1}, handlers.WORLD_PROMPTS, "", None)
     with pytest.raises(UserError, match="typed prompt list is empty"):
         handlers.start_training(env["jobs"], {}, "Typed list", "  \n", None)
     with pytest.raises(UserError, match="steps must be an integer"):
-        handlers.start_training(env["jobs"], {"steps": 2.5}, "Shapes World prompts", "", None)
+        handlers.start_training(env["jobs"], {"steps": 2.5}, handlers.WORLD_PROMPTS, "", None)
 
 
 def test_lora_upload_validation_keeps_nothing_bad(env, tmp_path):
@@ -195,20 +183,20 @@ def test_zero_gpu_space_wraps_inference_and_disables_training(env, monkeypatch):
     fake.GPU = lambda duration=60: (lambda fn: wrapped.append(fn.__name__) or fn)
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    from rats_app.ui.app import ZERO_GPU_MESSAGE, build_app
+    from rats_app.ui.app import build_app
+    from rats_app.ui.form import form_fields
 
     demo = build_app(env["studio"], env["jobs"])
     assert wrapped == ["compare", "sweep"]
     train = next(fn.fn for fn in demo.fns.values() if fn.api_name == "train")
     with pytest.raises(Exception, match="Training is disabled on ZeroGPU Spaces"):
-        train("rats", 3, 48, 1.0, 1.0, "soft", 0.05, 8, 1e-3, 2, 8, 0.95, 0, "shapes", [],
-              "Shapes World prompts", "", None)
-    assert "ZeroGPU" in ZERO_GPU_MESSAGE
+        train(*([None] * len(form_fields())), handlers.WORLD_PROMPTS, "", None, "shapes-world")
 
 
 def test_browser_unavailable_model_says_what_is_missing(page, monkeypatch):
     page.get_by_role("tab", name="Compare").click()
+    opened = page.locator("#model-select input").input_value()
     page.locator("#model-select input").click()
     page.get_by_role("option", name="flux.1-dev").click()
     expect(page.get_by_text("flux.1-dev: weights not found").first).to_be_visible(timeout=20_000)
-    assert page.locator("#model-select input").input_value() == "shapes-world"
+    assert page.locator("#model-select input").input_value() == opened != "flux.1-dev"

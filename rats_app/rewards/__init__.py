@@ -1,5 +1,6 @@
 """Rewards: ``score(images, prompts) -> tensor[B]``, differentiable with respect to the images."""
 
-from rats_app.rewards.base import Reward, RewardUnavailable
+from rats_app.errors import RewardUnavailable
+from rats_app.rewards.base import Reward
 
 __all__ = ["Reward", "RewardUnavailable"]

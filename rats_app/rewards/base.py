@@ -9,10 +9,6 @@ import torch
 import torch.nn.functional as F
 
 
-class RewardUnavailable(RuntimeError):
-    """The reward's weights (or packages) are missing; the message says what and how to supply it."""
-
-
 @dataclass(frozen=True)
 class ImageNormalization:
     """How a reward model wants its pixels: square side, resize/crop, per-channel mean and std."""

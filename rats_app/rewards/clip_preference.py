@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, CLIPModel
 
-from rats_app.rewards.base import ImageNormalization, Reward, RewardUnavailable, preprocess
+from rats_app.errors import RewardUnavailable
+from rats_app.rewards.base import ImageNormalization, Reward, preprocess
 
 
 class ClipPreferenceReward(Reward):

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from rats_app.rewards.base import CLIP_NORMALIZATION, RewardUnavailable
+from rats_app.errors import RewardUnavailable
+from rats_app.rewards.base import CLIP_NORMALIZATION
 from rats_app.rewards.clip_preference import ClipPreferenceReward
 from rats_app.rewards.open_clip_convert import convert_open_clip
 from rats_app.rewards.sources import resolve_dir, resolve_file

@@ -15,7 +15,8 @@ import os
 
 import torch
 
-from rats_app.rewards.base import ImageNormalization, Reward, RewardUnavailable, preprocess
+from rats_app.errors import RewardUnavailable
+from rats_app.rewards.base import ImageNormalization, Reward, preprocess
 
 BLIP_NORMALIZATION = ImageNormalization(224, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 WHY = ("the image-reward package does not import with transformers 5 (this project pins transformers 5.23; "

@@ -2,7 +2,8 @@
 
 | name | model | weights (environment variable, default) |
 |---|---|---|
-| shapes | Shapes World tiny CLIP preference model | RATS_SHAPES_REWARD, assets/shapes-reward |
+| shapes | Shapes World tiny CLIP preference model (the world's own) | RATS_SHAPES_REWARD, assets/shapes-reward |
+| moving-shapes | Moving Shapes tiny video preference model (the world's own) | RATS_MOVING_SHAPES_REWARD, assets/moving-shapes-reward |
 | hpsv2 / hpsv2.1 | HPSv2 v2.0 / v2.1 (open_clip ViT-H-14) | RATS_HPSV2_CHECKPOINT / RATS_HPSV2_1_CHECKPOINT, hub xswu/HPSv2 |
 | pickscore | PickScore_v1 (CLIP-H) | RATS_PICKSCORE_MODEL, yuvalkirstain/PickScore_v1 (+ RATS_PICKSCORE_PROCESSOR) |
 | clip | CLIP score, 100 * max(cos, 0) | RATS_CLIP_MODEL, openai/clip-vit-large-patch14 |
@@ -12,18 +13,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Callable
 
-from rats_app.rewards.base import CLIP_NORMALIZATION, Reward, RewardUnavailable
-
-ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
-
-
-def _shapes(device: str | None) -> Reward:
-    from rats_app.rewards.shapes import load_shapes_reward
-
-    return load_shapes_reward(os.environ.get("RATS_SHAPES_REWARD", ASSETS / "shapes-reward"), device=device)
+from rats_app.errors import RewardUnavailable
+from rats_app.rewards.base import CLIP_NORMALIZATION, Reward
 
 
 def _hpsv2(version: str) -> Callable[[str | None], Reward]:
@@ -59,25 +52,52 @@ def _imagereward(device: str | None) -> Reward:
     return load_imagereward(device=device)
 
 
-LOADERS: dict[str, Callable[[str | None], Reward]] = {
-    "shapes": _shapes, "hpsv2": _hpsv2("v2.0"), "hpsv2.1": _hpsv2("v2.1"),
-    "pickscore": _pickscore, "clip": _clip, "imagereward": _imagereward,
+BUILT_IN: dict[str, Callable[[str | None], Reward]] = {
+    "hpsv2": _hpsv2("v2.0"), "hpsv2.1": _hpsv2("v2.1"), "pickscore": _pickscore, "clip": _clip,
+    "imagereward": _imagereward,
 }
+
+
+def loaders() -> dict[str, Callable[[str | None], Reward]]:
+    """Every reward by name: each embedded world's own first, then the built-in ones."""
+    from rats_app.worlds import worlds
+
+    found = {}
+    for world in worlds().values():
+        found.update(world.rewards())
+    return {**found, **BUILT_IN}
+
+
+def reward_media(name: str) -> str:
+    """What a reward scores: "video" for a video world's own reward, else "image" (an image reward
+    scores clips frame by frame)."""
+    from rats_app.worlds import worlds
+
+    return next((w.media for w in worlds().values() if name in w.rewards()), "image")
+
+
+def rewards_for(media: str) -> list[str]:
+    """The rewards that can score this media: images take image rewards; clips take video rewards
+    and image rewards (frame-wise)."""
+    return [n for n in available_rewards() if media == "video" or reward_media(n) == "image"]
+
+
 _CACHE: dict[tuple[str, str | None], Reward] = {}
 
 
 def available_rewards() -> list[str]:
-    return list(LOADERS)
+    return list(loaders())
 
 
 def load_reward(name: str, device: str | None = None, cache: bool = True) -> Reward:
     """Load (once) a reward by name; RewardUnavailable says what is missing and how to supply it."""
-    if name not in LOADERS:
-        raise RewardUnavailable(f"unknown reward {name!r}; known: {', '.join(available_rewards())}")
+    known = loaders()
+    if name not in known:
+        raise RewardUnavailable(f"unknown reward {name!r}; known: {', '.join(known)}")
     key = (name, device)
     if cache and key in _CACHE:
         return _CACHE[key]
-    reward = LOADERS[name](device)
+    reward = known[name](device)
     if cache:
         _CACHE[key] = reward
     return reward

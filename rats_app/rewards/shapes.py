@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from rats_app.rewards.base import RewardUnavailable
+from rats_app.errors import RewardUnavailable
 from rats_app.rewards.clip_preference import ClipPreferenceReward, load_clip_preference
 
 

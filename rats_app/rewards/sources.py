@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rats_app.rewards.base import RewardUnavailable
+from rats_app.errors import RewardUnavailable
 
 
 def offline() -> bool:

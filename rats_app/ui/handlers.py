@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 from rats_app.api import GeneratedImage, Studio
-from rats_app.config import ConfigError, TrainConfig
+from rats_app.config import TrainConfig
+from rats_app.errors import UserError
+from rats_app.fields import default_of
+from rats_app.io import read_prompts, write_text
 from rats_app.jobs import JobManager, list_loras
-from rats_app.models import LORA_WEIGHT_NAME, UserError
+from rats_app.models import LORA_WEIGHT_NAME
 
 MAX_PROMPT_CHARS = 300
+WORLD_PROMPTS, TYPED_PROMPTS, UPLOADED_PROMPTS = "the world's prompts", "Typed list", "Uploaded file"
+PROMPT_SOURCES = (WORLD_PROMPTS, TYPED_PROMPTS, UPLOADED_PROMPTS)
 
 
 def check_seed(seed) -> int:
@@ -34,6 +40,22 @@ def check_prompt_text(prompt) -> str:
     if len(prompt) > MAX_PROMPT_CHARS:
         raise UserError(f"prompt too long ({len(prompt)} characters; at most {MAX_PROMPT_CHARS})")
     return prompt
+
+
+def check_number(value, name: str) -> float | int:
+    """A finite number from a form value (a number, or text); whole-number text stays an int."""
+    if isinstance(value, bool):
+        raise UserError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    try:
+        number = int(text) if text.lstrip("+-").isdigit() else float(text)
+    except ValueError:
+        raise UserError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise UserError(f"{name}: {value!r} is not a finite number")
+    return number
 
 
 def check_int(value, name: str) -> int:
@@ -82,9 +104,9 @@ def frontier_plot(items: list[GeneratedImage]):
 
 def read_prompt_source(source: str, typed: str, upload_path: str | None, uploads_dir: Path) -> str:
     """The Train tab's prompt choice -> the config's ``prompts`` value (a file path or 'world')."""
-    if source == "Shapes World prompts":
+    if source == WORLD_PROMPTS:
         return "world"
-    if source == "Typed list":
+    if source == TYPED_PROMPTS:
         lines = [ln.strip() for ln in (typed or "").splitlines() if ln.strip()]
         if not lines:
             raise UserError("the typed prompt list is empty")
@@ -92,14 +114,10 @@ def read_prompt_source(source: str, typed: str, upload_path: str | None, uploads
 
         text = "\n".join(lines) + "\n"
         path = Path(uploads_dir) / f"prompts-{hashlib.sha1(text.encode()).hexdigest()[:12]}.txt"
-        from rats_app.io import write_text
-
         write_text(path, text)
         return str(path)
     if not upload_path:
         raise UserError("upload a prompts file (.txt, one prompt per line)")
-    from rats_app.generate import read_prompts
-
     read_prompts(upload_path)  # validates: exists, UTF-8 text, not empty
     return str(upload_path)
 
@@ -107,13 +125,10 @@ def read_prompt_source(source: str, typed: str, upload_path: str | None, uploads
 def build_train_config(form: dict) -> TrainConfig:
     """Form values -> validated TrainConfig (ConfigError names the bad field)."""
     data = dict(form)
-    for key in ("watch_rewards", "lora_targets"):
-        if isinstance(data.get(key), str):
-            data[key] = [x.strip() for x in data[key].split(",") if x.strip()]
-    for key, kind in (("student_steps", int), ("teacher_steps", int), ("lora_rank", int), ("steps", int),
-                      ("batch_size", int), ("seed", int), ("sample_every", int), ("checkpoint_every", int)):
-        if key in data and data[key] is not None:
-            data[key] = check_int(data[key], key)
+    for f in fields(TrainConfig):
+        if f.name in data and data[f.name] is not None and not isinstance(default_of(f), (bool, str, list)):
+            kind = type(default_of(f))
+            data[f.name] = check_int(data[f.name], f.name) if kind is int else check_number(data[f.name], f.name)
     return TrainConfig.from_dict(data)
 
 
@@ -123,8 +138,10 @@ def start_training(jobs: JobManager, form: dict, source: str, typed: str, upload
     return str(out)
 
 
-def save_uploaded_lora(studio: Studio, upload_path: str, uploads_dir: Path) -> str:
+def save_uploaded_lora(studio: Studio, upload_path: str | None, uploads_dir: Path) -> str:
     """Validate an uploaded LoRA (safetensors, fits the model) and keep it under runs/uploads."""
+    if not upload_path:
+        raise UserError("choose a .safetensors LoRA file to upload")
     source = Path(upload_path)
     if source.suffix != ".safetensors":
         raise UserError(f"LoRA uploads must be .safetensors files (never pickles): {source.name}")

@@ -12,7 +12,6 @@ The exported pipeline holds the EMA weights. Uses CUDA when present.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import time
@@ -26,9 +25,9 @@ from diffusers import AutoencoderKL, FluxPipeline
 
 from rats_app.io import load_tensors, load_torch_state, save_tensors, save_torch_state, write_json
 from rats_app.worlds.shapes.data import sample_batch, to_tensor
-from rats_app.worlds.shapes.render import Degradation, Sample, degrade, render_scene, sample_scene
 from rats_app.worlds.shapes.model import CALL_DEFAULTS, WorldModelConfig, build_world_pipeline
 from rats_app.worlds.shapes.prompts import BACKGROUNDS, COLORS, held_out_prompts, training_prompts, vocabulary
+from rats_app.worlds.shapes.render import Degradation, Sample, degrade, render_scene, sample_scene
 
 
 @dataclass

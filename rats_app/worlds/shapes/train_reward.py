@@ -32,7 +32,18 @@ from rats_app.io import write_json
 from rats_app.rewards.base import ImageNormalization
 from rats_app.rewards.clip_preference import ClipPreferenceReward
 from rats_app.worlds.shapes.model import build_clip_tokenizer
-from rats_app.worlds.shapes.prompts import ATTRIBUTES, BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, Scene, held_out_prompts, parse_prompt, training_prompts
+from rats_app.worlds.shapes.prompts import (
+    ATTRIBUTES,
+    BACKGROUNDS,
+    COLORS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    held_out_prompts,
+    parse_prompt,
+    training_prompts,
+)
 from rats_app.worlds.shapes.render import Degradation, Sample, render_scene, sample_degradation, sample_placement
 
 # Pixels in [0, 1] are mapped to [-1, 1]: the world has no natural-image statistics to match.

@@ -1,13 +1,16 @@
-"""Model presets: where the weights come from and the settings RATS uses for each model.
+"""Model presets (not method presets, which are TrainConfig.preset): where a model's weights come from
+and the settings RATS uses for it.
 
 | preset | weights | resolution | teacher | student LoRA targets |
 |---|---|---|---|---|
-| shapes-world | assets/shapes-flux (shipped) | 64 | 50 steps | attention |
 | flux.1-dev | RATS_FLUX_DEV or hub black-forest-labs/FLUX.1-dev (gated: accept the licence, log in) | 1024 | 50 steps, guidance 3.5 | attention + text stream + feed-forward |
 | flux.1-schnell | RATS_FLUX_SCHNELL or hub black-forest-labs/FLUX.1-schnell | 1024 | 8 steps, no guidance | attention + text stream + feed-forward |
 | sd3.5-medium | RATS_SD35_MEDIUM or hub stabilityai/stable-diffusion-3.5-medium (gated) | 1024 | 40 steps, CFG 4.5 | attention + text stream + feed-forward |
 | sd3.5-large | RATS_SD35_LARGE or hub stabilityai/stable-diffusion-3.5-large (gated) | 1024 | 28 steps, CFG 3.5 | attention + text stream + feed-forward |
-| local directory | any FluxPipeline or StableDiffusion3Pipeline directory given as the model | from the model | 50 steps | attention |
+| local directory | any supported pipeline directory given as the model | from the model | 50 steps | attention |
+
+The embedded worlds' models (Shapes World, Moving Shapes) are not presets: they come from the
+world registry (rats_app.worlds) and are always on the machine.
 
 FLUX-dev's guidance is a distilled *input*: teacher and student both take it (one pass per step).
 SD3's is classifier-free guidance: the teacher makes two passes per step, and the RATS student
@@ -24,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rats_app.models import DEFAULT_MODEL, UserError
+from rats_app.errors import UserError
 
 ATTENTION = ["to_q", "to_k", "to_v", "to_out.0"]
 # FLUX's text stream and feed-forward layers: the default targets miss them (shared notes).
@@ -53,9 +56,7 @@ class ModelPreset:
         return kwargs
 
 
-PRESETS: dict[str, ModelPreset] = {
-    "shapes-world": ModelPreset("shapes-world", str(DEFAULT_MODEL), None, 64, 50, None,
-                                note="the shipped offline world"),
+MODEL_PRESETS: dict[str, ModelPreset] = {
     "flux.1-dev": ModelPreset("flux.1-dev", "black-forest-labs/FLUX.1-dev", "RATS_FLUX_DEV", 1024, 50, 3.5,
                               FLUX_FULL, note="gated on the hub: accept the licence and `huggingface-cli login`"),
     "flux.1-schnell": ModelPreset("flux.1-schnell", "black-forest-labs/FLUX.1-schnell", "RATS_FLUX_SCHNELL", 1024,
@@ -93,7 +94,7 @@ def locate(preset: ModelPreset) -> Path:
 def availability() -> dict[str, str]:
     """preset name -> 'available: PATH' or 'unavailable: why' (no download is attempted)."""
     status = {}
-    for name, preset in PRESETS.items():
+    for name, preset in MODEL_PRESETS.items():
         try:
             status[name] = f"available: {locate(preset)}"
         except UserError as exc:

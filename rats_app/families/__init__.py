@@ -1,0 +1,43 @@
+"""Model families the sampler drives: ``family_of(pipe)`` binds the right one to a loaded pipeline.
+
+| family | pipeline | latents | guidance | RATS student |
+|---|---|---|---|---|
+| flux | FluxPipeline | 2x2 patches packed into tokens | FLUX-dev: distilled input; any: true CFG | same guidance as the teacher |
+| sd3 | StableDiffusion3Pipeline | B x C x h x w | classifier-free, one batched pass | no guidance: one pass per step |
+"""
+
+from __future__ import annotations
+
+from rats_app.errors import UserError
+from rats_app.families.base import Conditioning, ModelFamily, Size
+from rats_app.families.flux import FluxFamily
+from rats_app.families.sd3 import SD3Family
+
+FAMILIES: tuple[type[ModelFamily], ...] = (FluxFamily, SD3Family)
+SUPPORTED_PIPELINES = tuple(f.pipeline_class_name for f in FAMILIES)
+
+
+def family_of(pipe) -> ModelFamily:
+    """The family of a loaded pipeline, bound to it."""
+    for family in FAMILIES:
+        if family.supports(pipe):
+            return family(pipe)
+    raise UserError(f"{type(pipe).__name__} is not supported: RATS Studio drives {', '.join(SUPPORTED_PIPELINES)} models")
+
+
+def family_class(pipeline_class_name: str) -> type[ModelFamily]:
+    """The family of a pipeline class name (as model_index.json records it), before loading it."""
+    for family in FAMILIES:
+        if family.pipeline_class_name == pipeline_class_name:
+            return family
+    raise UserError(f"{pipeline_class_name or 'an unnamed'} pipeline is not supported: RATS Studio drives "
+                    f"{', '.join(SUPPORTED_PIPELINES)} models")
+
+
+def student_call(family: ModelFamily, call: dict) -> dict:
+    """Call settings for a RATS student: the family's student guidance (SD3: none; others unchanged)."""
+    return {**call, "guidance_scale": family.student_guidance(call.get("guidance_scale"))}
+
+
+__all__ = ["Conditioning", "FAMILIES", "ModelFamily", "SUPPORTED_PIPELINES", "Size", "family_class", "family_of",
+           "student_call"]

@@ -1,0 +1,348 @@
+"""The RATS trainer: horizon matching + reward-aware gate + terminal reward, on a LoRA.
+
+One step, per batch of prompts (see docs/method.md):
+  1. one noise per prompt, shared by student and teacher;
+  2. teacher (base + EMA LoRA, swapped in place) samples K*m steps without gradients on a grid
+     that contains the student's sigmas;
+  3. student (base + LoRA) samples K steps with gradients, recording x0_hat at its sigmas;
+  4. rewards of both decoded outputs; gate g = sg[sigmoid((R_T - R_S) / tau)];
+  5. loss = -lambda * mean(R_S) + alpha * mean(g * sum_h w_h d_h); update LoRA, then the EMA.
+
+Steps 1-4 are ``rollout()``, public so that measurements (benchmarks/loss_balance.py) run exactly
+what training runs. The trainer reports to callbacks (rats_app.training.callbacks) and knows no
+file layout. Several processes: data parallel (LoRA gradients averaged) or FSDP (rats_app.distributed).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rats_app.config import TrainConfig
+from rats_app.distributed import (
+    average_gradients,
+    fsdp_requested,
+    full,
+    full_optimizer_state,
+    load_full_optimizer_state,
+    shard_like,
+    shard_transformer,
+)
+from rats_app.errors import ConfigError
+from rats_app.families import Conditioning, Size, family_of, student_call
+from rats_app.lora import EmaLora, add_lora, lora_parameters, lora_state_dict
+from rats_app.rats_loss import rats_loss
+from rats_app.sampler import Rollout, denoise
+from rats_app.training.callbacks import CallbackList, Checkpoint, RunInfo, Samples, StepMetrics, TrainerCallback
+from rats_app.training.schedules import lr_scheduler
+
+TRAINING_SOLVER = "euler"  # the student's and the teacher's rollouts: Euler on refinable grids
+
+
+@dataclass
+class Components:
+    """What a run trains with; ``load_components`` builds them from the config, tests build tiny ones."""
+
+    pipe: object
+    info: object            # rats_app.models.ModelInfo
+    reward: object          # rats_app.rewards.Reward
+    watch_rewards: dict
+    prompts: list[str]
+
+
+@dataclass
+class RolloutResult:
+    prompts: list[str]
+    student: Rollout
+    teacher: Rollout | None           # None when alpha = 0 (terminal reward only)
+    student_images: torch.Tensor      # decoded, [0, 1]
+    reward_student: torch.Tensor      # (B,), differentiable
+    reward_teacher: torch.Tensor      # (B,), detached (the student's own when there is no teacher)
+    student_horizons: list[torch.Tensor]
+    teacher_horizons: list[torch.Tensor]
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated, or the process's peak resident memory on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise ConfigError("optimizer: adamw8bit needs the bitsandbytes package (pip install bitsandbytes, "
+                              "CUDA only); use adamw") from None
+        return bnb.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+class RatsTrainer:
+    def __init__(self, config: TrainConfig, components: Components, output_dir, accelerator=None):
+        self.config, self.accelerator = config, accelerator
+        self.output_dir = output_dir
+        self.pipe, self.info = components.pipe, components.info
+        self.reward, self.watch_rewards, self.prompts = components.reward, components.watch_rewards, components.prompts
+        self.family = family_of(self.pipe)
+        self.device = self.family.device
+        self.dtype = self.pipe.transformer.dtype
+        self.size: Size = self.info.size(self.family)
+        defaults = self.info.call_defaults
+        self.max_sequence_length = defaults.get("max_sequence_length", self.family.default_max_sequence_length)
+        # The teacher samples with the model's guidance; the student with what its family's student needs
+        # (FLUX and Wan: the same, so it stays pixel-identical to the plain call with the LoRA; SD3: none).
+        self.guidance_scale = defaults.get("guidance_scale", self.family.default_guidance)
+        self.student_guidance = self.family.student_guidance(self.guidance_scale)
+        self.true_cfg_scale = float(defaults.get("true_cfg_scale", 1.0))
+        self.negative_prompt = self.family.negative_prompt_for(self.guidance_scale, self.true_cfg_scale,
+                                                               defaults.get("negative_prompt"))
+        self.params = add_lora(self.pipe.transformer, config.lora_rank, config.lora_alpha, config.lora_targets,
+                               config.seed)
+        for p in self.params.values():
+            p.data = p.data.float()  # trainable LoRA in float32 even when the base is bfloat16
+        self.sharded = fsdp_requested(config.parallel, accelerator)
+        if self.sharded:  # FSDP2 replaces the parameters with sharded ones: collect them again
+            shard_transformer(self.pipe.transformer, self.device)
+            self.params = lora_parameters(self.pipe.transformer)
+        self.ema = EmaLora(self.params, config.ema_decay)
+        self.optimizer = make_optimizer(config, list(self.params.values()))
+        self.step = 0
+        self._text_cache: dict[str, Conditioning] = {}
+        if config.vae_tiling:
+            self.pipe.vae.enable_tiling()
+        if config.cache_text_embeddings:
+            self._condition(self.prompts + self.sample_prompts)
+            if self.device.type == "cuda":  # frozen and no longer needed on the GPU
+                for name in ("text_encoder", "text_encoder_2", "text_encoder_3"):
+                    if getattr(self.pipe, name, None) is not None:
+                        getattr(self.pipe, name).to("cpu")
+
+    # ------------------------------------------------------------------ what the run is
+    @property
+    def sample_prompts(self) -> list[str]:
+        world = self.info.world
+        if self.config.sample_prompts:
+            return list(self.config.sample_prompts)
+        return world.sample_prompts() if world is not None and self.config.prompts == "world" else self.prompts[:8]
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator is None or self.accelerator.is_main_process
+
+    @property
+    def processes(self) -> int:
+        return self.accelerator.num_processes if self.accelerator else 1
+
+    def teacher_subdivisions(self, student_steps: int) -> int:
+        return -(-self.config.teacher_steps // student_steps)
+
+    def run_info(self) -> RunInfo:
+        cfg = self.config
+        call = {"num_inference_steps": cfg.student_steps, **self.info.call_defaults}
+        call = student_call(self.family, call) if self.student_guidance != self.guidance_scale else call
+        return RunInfo(config=cfg, output_dir=self.output_dir, family=self.family.name,
+                       pipeline_class=type(self.pipe).__name__, processes=self.processes, student_call=call,
+                       teacher_steps=cfg.student_steps * self.teacher_subdivisions(cfg.student_steps),
+                       student_guidance_differs=self.student_guidance != self.guidance_scale)
+
+    # ------------------------------------------------------------------ one rollout
+    @torch.no_grad()
+    def _condition(self, prompts: list[str]) -> Conditioning:
+        """Frozen text encoders: encode each distinct prompt once and cache it (on the device)."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        for start in range(0, len(missing), 64):
+            chunk = missing[start:start + 64]
+            cond = self.family.encode(chunk, self.max_sequence_length, self.negative_prompt)
+            for p, part in zip(chunk, cond.split()):
+                self._text_cache[p] = part.to(self.device)
+        return Conditioning.cat([self._text_cache[p] for p in prompts])
+
+    def batch(self, step: int) -> tuple[list[str], torch.Tensor]:
+        """The prompts and the shared noise of a step (a function of seed, step and process)."""
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, step, self.accelerator.process_index if self.accelerator else 0])
+        prompts = [self.prompts[i] for i in rng.integers(len(self.prompts), size=cfg.batch_size)]
+        seeds = rng.integers(2**31, size=cfg.batch_size)
+        generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        return prompts, self.family.initial_noise(generators, self.size, torch.float32)
+
+    def to_unit(self, latents: torch.Tensor) -> torch.Tensor:
+        return (self.family.decode(latents, self.size).float() / 2 + 0.5).clamp(0, 1)
+
+    def _chain(self, noise, cond, num_steps, **kwargs) -> Rollout:
+        return denoise(self.family, noise, cond, self.size, num_steps, true_cfg_scale=self.true_cfg_scale,
+                       record=True, solver=TRAINING_SOLVER, **kwargs)
+
+    def rollout(self, prompts: list[str], noise: torch.Tensor, student_steps: int | None = None) -> RolloutResult:
+        """Teacher chain (no gradients), student chain (with gradients) and both rewards, from one noise."""
+        cfg = self.config
+        k = student_steps or cfg.student_steps
+        m = self.teacher_subdivisions(k)
+        cond = self._condition(prompts)
+        teacher = None
+        if cfg.alpha > 0:
+            # The teacher goes first: swapping the EMA LoRA in and out modifies the LoRA weights in
+            # place, which must not happen while the student's graph holds them for backward.
+            with self.ema.swapped(), torch.no_grad():
+                teacher = self._chain(noise, cond, k * m, sigmas=self.family.refined_sigmas(k, m),
+                                      guidance_scale=self.guidance_scale)
+                r_teacher = self.reward.score(self.to_unit(teacher.latents), prompts).float()
+        student = self._chain(noise, cond, k, grad=True, checkpoint=cfg.gradient_checkpointing,
+                              guidance_scale=self.student_guidance)
+        images = self.to_unit(student.latents)
+        r_student = self.reward.score(images, prompts).float()
+        horizons = cfg.horizon_indices if k == cfg.student_steps else list(range(k))
+        if teacher is None:  # terminal reward only: nothing to match
+            return RolloutResult(prompts, student, None, images, r_student, r_student.detach(), [], [])
+        pick = (lambda r, i: r.x0_preds[i]) if cfg.match_on == "x0" else (lambda r, i: r.states[i])
+        if cfg.teacher_target == "final":  # the teacher's own end point, not its one-shot guess at sigma_h
+            t_h = [teacher.latents for _ in horizons]
+        else:
+            t_h = [pick(teacher, h * m) for h in horizons]
+        return RolloutResult(prompts, student, teacher, images, r_student, r_teacher,
+                             [pick(student, h) for h in horizons], t_h)
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self):
+        """bfloat16 base weights with float32 LoRA: autocast makes the matmuls agree."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
+
+    def train_step(self) -> StepMetrics:
+        cfg, started = self.config, time.perf_counter()
+        with self._autocast():
+            out = self.rollout(*self.batch(self.step))
+            weights = cfg.weights if out.student_horizons and len(cfg.weights) == len(out.student_horizons) else None
+            loss = rats_loss(out.reward_student, out.reward_teacher, out.teacher_horizons, out.student_horizons,
+                             weights, alpha=cfg.alpha, reward_weight=cfg.reward_weight, tau=cfg.tau, gate=cfg.gate,
+                             distance=cfg.match_distance)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.loss.backward()
+        params = list(self.params.values())
+        if not self.sharded and self.processes > 1:
+            average_gradients(self.accelerator, params)  # FSDP reduce-scatters gradients itself
+        norm = full(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf))
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update()
+        self.step += 1
+        watch = {}
+        if self.watch_rewards and self.step % cfg.watch_every == 0:
+            with torch.no_grad():
+                images = out.student_images.detach()
+                watch = {n: r.score(images, out.prompts).float().mean().item() for n, r in self.watch_rewards.items()}
+        has_teacher = out.teacher is not None
+        return StepMetrics(
+            step=self.step, loss=loss.loss.item(), matching=loss.matching.item(),
+            gated_matching=loss.gated_matching.item(), reward_student=out.reward_student.mean().item(),
+            reward_teacher=out.reward_teacher.mean().item() if has_teacher else None,
+            gate_mean=loss.gate.mean().item() if has_teacher else None, grad_norm=float(norm), lr=lr,
+            step_time=time.perf_counter() - started, peak_memory_mb=peak_memory_mb(self.device),
+            student_steps=len(out.student.x0_preds), watch=watch)
+
+    # ------------------------------------------------------------------ the loop
+    def start_schedule(self) -> None:
+        """The learning-rate schedule, positioned at the current step (after a resume too)."""
+        cfg = self.config
+        self.scheduler = lr_scheduler(self.optimizer, cfg.lr_schedule, cfg.steps, cfg.warmup_steps, min_ratio=0.1,
+                                      start_step=self.step)
+
+    def train(self, callbacks: list[TrainerCallback] = ()) -> None:
+        """Run to ``config.steps`` or until a callback asks to stop."""
+        callbacks = CallbackList(callbacks if self.is_main else [])
+        run, cfg = self.run_info(), self.config
+        self.start_schedule()
+        callbacks.on_train_begin(run, self.step)
+        while self.step < cfg.steps and not self._agree(callbacks.should_stop()):
+            metrics = self.train_step()
+            callbacks.on_step_end(run, metrics)
+            if cfg.sample_every and self.step % cfg.sample_every == 0:
+                self._samples(callbacks, run)
+            if self.step % cfg.checkpoint_every == 0:
+                self._checkpoint(callbacks, run)
+        self._checkpoint(callbacks, run)
+        self._samples(callbacks, run)
+        callbacks.on_train_end(run, self.step, stopped=self.step < cfg.steps)
+
+    def _agree(self, flag: bool) -> bool:
+        """The main process's answer, on every process."""
+        if self.processes == 1:
+            return flag
+        decision = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        return bool(self.accelerator.reduce(decision, reduction="sum").item() > 0)
+
+    def _checkpoint(self, callbacks: CallbackList, run: RunInfo) -> None:
+        # Under FSDP gathering is a collective: every process takes part, the main one reports it.
+        if self.is_main or self.sharded:
+            checkpoint = Checkpoint(self.step, self.state(), self.lora_state(),
+                                    self.pipe.transformer.peft_config["default"].to_dict())
+            callbacks.on_checkpoint(run, checkpoint)
+
+    def _samples(self, callbacks: CallbackList, run: RunInfo) -> None:
+        if self.is_main or self.sharded:  # a sharded forward needs every process
+            prompts = self.sample_prompts
+            images = self.sample_images(prompts, list(range(len(prompts))))
+            callbacks.on_samples(run, Samples(self.step, prompts, sample_grid(images)))
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict:
+        """Resumable state with full tensors (under FSDP a collective: every process calls it)."""
+        optimizer = (full_optimizer_state(self.pipe.transformer, self.optimizer) if self.sharded
+                     else self.optimizer.state_dict())
+        return {"step": self.step, "optimizer": optimizer,
+                "lora": {n: full(p.detach()).clone() for n, p in self.params.items()},
+                "ema": {n: full(t) for n, t in self.ema.state_dict().items()}}
+
+    def lora_state(self) -> dict[str, torch.Tensor]:
+        """The LoRA in diffusers/peft naming, full tensors (collective under FSDP)."""
+        return {k: full(v.detach()) for k, v in lora_state_dict(self.pipe.transformer).items()}
+
+    def load_state(self, state: dict) -> None:
+        lora = state["lora"]
+        missing = sorted(set(self.params) - set(lora))
+        if missing:
+            raise ConfigError(f"checkpoint lacks LoRA tensor {missing[0]} (different lora_rank/targets?)")
+        with torch.no_grad():
+            for n, p in self.params.items():
+                if p.shape != lora[n].shape:
+                    raise ConfigError(f"checkpoint tensor {n} has shape {tuple(lora[n].shape)}, "
+                                      f"model has {tuple(p.shape)}")
+                p.copy_(shard_like(lora[n], p))
+        self.ema.load_state_dict({n: shard_like(t, self.params[n]) for n, t in state["ema"].items()
+                                  if n in self.params})
+        if self.sharded:
+            # The saved groups carry the schedule's initial_lr; torch's loader wants the same keys here.
+            for group in self.optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+            load_full_optimizer_state(self.pipe.transformer, self.optimizer, state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+
+    @torch.no_grad()
+    def sample_images(self, prompts: list[str], seeds: list[int]) -> torch.Tensor:
+        """Student outputs at K steps (for grids), [0, 1]: B x 3 x H x W, or B x 3 x F x H x W for clips."""
+        cond = self._condition(prompts)
+        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        noise = self.family.initial_noise(generators, self.size, torch.float32)
+        with self._autocast():
+            rollout = denoise(self.family, noise, cond, self.size, self.config.student_steps,
+                              guidance_scale=self.student_guidance, true_cfg_scale=self.true_cfg_scale,
+                              solver=TRAINING_SOLVER)
+            return self.to_unit(rollout.latents)
+
+
+def sample_grid(images: torch.Tensor) -> np.ndarray:
+    """[0, 1] images (or clips: each becomes a filmstrip row) side by side, as uint8."""
+    array = (images.float().cpu().numpy() * 255).round().astype(np.uint8)
+    if array.ndim == 5:  # B x 3 x F x H x W: one row per clip, frames left to right
+        return np.concatenate([np.concatenate(list(clip.transpose(1, 2, 3, 0)), axis=1) for clip in array], axis=0)
+    return np.concatenate(list(array.transpose(0, 2, 3, 1)), axis=1)

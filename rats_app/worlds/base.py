@@ -1,0 +1,62 @@
+"""What an embedded world provides: prompts, its shipped model, LoRA and reward, and ground truth.
+
+The core (config, trainer, run directory, evaluate, app) knows worlds only through this interface
+and the registry in ``rats_app.worlds``: a model directory names its world in ``world.json``
+(``"world": "<id>/<version>"``), and everything world-specific is looked up from there.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rats_app.worlds.reading import CheckResult
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+ASSETS = REPO_ROOT / "assets"
+
+
+class World(ABC):
+    id: str                   # the prefix of world.json's "world" value, e.g. "shapes-world"
+    title: str                # shown in the app, e.g. "Shapes World"
+    media: str                # "image" or "video"
+    model_dir: Path           # the shipped teacher
+    lora_dir: Path            # the shipped RATS LoRA for it
+    reward: str               # the registry name of the world's preference reward
+    attributes: tuple[str, ...]  # what the checker reads, in table order
+
+    @abstractmethod
+    def training_prompts(self) -> list[str]:
+        """Prompts pretraining (teacher and reward) may see."""
+
+    @abstractmethod
+    def held_out_prompts(self) -> list[str]:
+        """Prompts never shown in pretraining."""
+
+    def prompt_sets(self) -> dict[str, list[str]]:
+        """Named prompt sets for evaluate's ``--prompts``."""
+        train, held_out = self.training_prompts(), self.held_out_prompts()
+        return {"world-train": train, "world-heldout": held_out, "world": train + held_out}
+
+    @abstractmethod
+    def sample_prompts(self) -> list[str]:
+        """The fixed prompts of a training run's sample grid (some held out)."""
+
+    @abstractmethod
+    def examples(self) -> list[tuple[str, bool]]:
+        """The app's example prompts and whether each is held out."""
+
+    def check(self, media: np.ndarray, prompt: str) -> CheckResult | None:
+        """Ground truth for one uint8 image (H x W x 3) or clip (F x H x W x 3); None: no checker."""
+        return None
+
+    def rewards(self) -> dict[str, Callable[[str | None], object]]:
+        """Reward loaders this world adds to the registry: name -> loader(device)."""
+        return {}
+
+    @property
+    def has_checker(self) -> bool:
+        return type(self).check is not World.check

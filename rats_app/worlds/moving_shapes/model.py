@@ -1,0 +1,82 @@
+"""Build the tiny Wan2.1-architecture pipeline of Moving Shapes from small configs.
+
+A standard ``diffusers.WanPipeline``: ``WanTransformer3DModel``, ``AutoencoderKLWan`` with 4x
+spatial and 2x temporal compression (9 frames of 32x32 -> 5 latent frames of 8x8; the image world
+needed factor 4 for 16-px objects, and these objects are 8-14 px), a small UMT5 encoder and a
+T5 tokenizer made in code. Everything here is deterministic; pretraining fills in the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
+
+from rats_app.worlds.moving_shapes.prompts import vocabulary
+from rats_app.worlds.tokenizers import t5_tokenizer
+
+# Prompts have 11 words; WanPipeline zeroes the pad embeddings, and a short sequence is cheap.
+MAX_SEQUENCE_LENGTH = 16
+SPATIAL_FACTOR, TEMPORAL_FACTOR = 4, 2
+
+
+@dataclass(frozen=True)
+class WanWorldConfig:
+    """Sizes of the tiny Wan pipeline (recorded with the shipped model)."""
+
+    z_dim: int = 16
+    vae_base_dim: int = 16
+    text_dim: int = 64
+    text_layers: int = 2
+    layers: int = 8
+    heads: int = 4
+    head_dim: int = 32
+    ffn_dim: int = 512
+    freq_dim: int = 64
+    shift: float = 1.0  # 80 tokens: far below what Wan's flow_shift is set for, as in Shapes World
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_tokenizer() -> T5Tokenizer:
+    return t5_tokenizer(vocabulary(), MAX_SEQUENCE_LENGTH)
+
+
+def build_vae(config: WanWorldConfig = WanWorldConfig()) -> AutoencoderKLWan:
+    """dim_mult of three levels with one temporal downsampling: 4x spatial, 2x temporal."""
+    return AutoencoderKLWan(base_dim=config.vae_base_dim, z_dim=config.z_dim, dim_mult=[1, 2, 4], num_res_blocks=1,
+                            temperal_downsample=[False, True], latents_mean=[0.0] * config.z_dim,
+                            latents_std=[1.0] * config.z_dim, scale_factor_spatial=SPATIAL_FACTOR,
+                            scale_factor_temporal=TEMPORAL_FACTOR)
+
+
+def build_text_encoder(config: WanWorldConfig, tokenizer: T5Tokenizer) -> UMT5EncoderModel:
+    return UMT5EncoderModel(UMT5Config(
+        vocab_size=len(tokenizer), d_model=config.text_dim, d_kv=config.text_dim // 4, d_ff=2 * config.text_dim,
+        num_layers=config.text_layers, num_heads=4, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id))
+
+
+def build_transformer(config: WanWorldConfig) -> WanTransformer3DModel:
+    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=config.heads,
+                                 attention_head_dim=config.head_dim, in_channels=config.z_dim,
+                                 out_channels=config.z_dim, text_dim=config.text_dim, freq_dim=config.freq_dim,
+                                 ffn_dim=config.ffn_dim, num_layers=config.layers, rope_max_seq_len=64)
+
+
+def build_world_pipeline(config: WanWorldConfig = WanWorldConfig(), seed: int = 0) -> WanPipeline:
+    """A randomly initialised tiny WanPipeline (all modules in eval mode)."""
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer()
+    text_encoder = build_text_encoder(config, tokenizer)
+    vae = build_vae(config)
+    transformer = build_transformer(config)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=config.shift)
+    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                       scheduler=scheduler)
+    for module in (text_encoder, vae, transformer):
+        module.eval()  # modules constructed directly start in train mode
+    return pipe

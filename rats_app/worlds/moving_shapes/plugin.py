@@ -1,0 +1,58 @@
+"""Moving Shapes as a world plugin (rats_app.worlds.base.World)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from rats_app.worlds.base import ASSETS, World
+from rats_app.worlds.moving_shapes import prompts
+
+SAMPLE_PROMPTS = [
+    "a small red circle moving right on a white background",
+    "a large blue square moving down on a gray background",
+    "a small yellow triangle moving left on a black background",
+    "a large green circle moving up on a white background",
+    "a large orange circle moving right on a gray background",     # held out
+    "a small purple triangle moving up on a black background",     # held out
+]
+
+
+class MovingShapes(World):
+    id = "moving-shapes"
+    title = "Moving Shapes"
+    media = "video"
+    model_dir = ASSETS / "shapes-wan"
+    lora_dir = ASSETS / "shapes-wan-rats"
+    reward = "moving-shapes"
+    attributes = prompts.ATTRIBUTES
+
+    def training_prompts(self) -> list[str]:
+        return prompts.training_prompts()
+
+    def held_out_prompts(self) -> list[str]:
+        return prompts.held_out_prompts()
+
+    def sample_prompts(self) -> list[str]:
+        return list(SAMPLE_PROMPTS)
+
+    def examples(self) -> list[tuple[str, bool]]:
+        return [(p, prompts.parse_prompt(p).held_out) for p in SAMPLE_PROMPTS[:3] + SAMPLE_PROMPTS[4:]]
+
+    def check(self, media: np.ndarray, prompt: str):
+        from rats_app.worlds.moving_shapes.checker import check_clip
+
+        return check_clip(media, prompt)
+
+    def rewards(self):
+        def load(device):
+            from rats_app.rewards.video_preference import load_video_preference
+
+            path = os.environ.get("RATS_MOVING_SHAPES_REWARD", ASSETS / "moving-shapes-reward")
+            return load_video_preference(path, name="moving-shapes", device=device,
+                                         rebuild="python -m rats_app.worlds.moving_shapes.train_reward")
+        return {"moving-shapes": load}
+
+
+WORLD = MovingShapes()

@@ -1,0 +1,131 @@
+"""Stages 3-5: a fixed pool of latents, the flow-matching transformer (with the text encoder), export.
+
+The transformer learns rectified flow on normalised latents: x_t = (1 - t) x0 + t noise and a
+velocity target noise - x0, at the timestep scale WanPipeline passes (t * 1000). The small UMT5
+encoder trains with it (trained text embeddings make the prompt drive the clip within minutes in
+Shapes World), a share of the prompts is dropped to "" so classifier-free guidance works, and
+the latent positions of the object weigh more than the flat background. The export holds the
+EMA weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, WanPipeline
+
+from rats_app.io import load_tensors, save_tensors, write_json
+from rats_app.training.loop import Stage, load_flat_state, run_stage
+from rats_app.training.schedules import ema_of, lr_scheduler
+from rats_app.worlds.moving_shapes.data import to_tensor
+from rats_app.worlds.moving_shapes.model import MAX_SEQUENCE_LENGTH, WanWorldConfig, build_world_pipeline
+from rats_app.worlds.moving_shapes.pretrain import PretrainConfig, device
+from rats_app.worlds.moving_shapes.prompts import held_out_prompts, training_prompts, vocabulary
+from rats_app.worlds.moving_shapes.render import CANVAS, FPS, FRAMES, render_clip, sample_clip
+from rats_app.worlds.pretraining import drop_prompts, flow_times, object_weights
+
+WORLD_ID = "moving-shapes/v1"
+
+
+def _normalise(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(vae.config.latents_mean, device=z.device).view(1, -1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std, device=z.device).view(1, -1, 1, 1, 1)
+    return (z - mean) / std
+
+
+@torch.no_grad()
+def encode_dataset(work: Path, vae: AutoencoderKLWan, cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """Every training prompt, ``latents_per_prompt`` renders each, encoded once (half precision)."""
+    path = work / "latents.safetensors"
+    if path.exists():
+        return load_tensors(path)
+    prompts = training_prompts()
+    rng = np.random.default_rng([cfg.seed, 3])
+    order = np.repeat(np.arange(len(prompts)), cfg.latents_per_prompt)
+    latents = []
+    for start in range(0, len(order), 64):
+        clips = to_tensor([render_clip(sample_clip(prompts[i], rng)) for i in order[start:start + 64]])
+        latents.append(_normalise(vae, vae.encode(clips.to(vae.device)).latent_dist.mode()).half().cpu())
+    data = {"latents": torch.cat(latents), "prompt_index": torch.from_numpy(order)}
+    save_tensors(path, data)
+    return data
+
+
+def flow_matching_loss(pipe: WanPipeline, x0: torch.Tensor, prompts: list[str], generator: torch.Generator,
+                       object_weight: float) -> torch.Tensor:
+    """Object-weighted MSE between the predicted velocity and noise - x0 (latents B x C x F x H x W)."""
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    t = flow_times(len(x0), generator).to(x0.device)
+    xt = (1 - t.view(-1, 1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1, 1) * noise
+    embeds, _ = pipe.encode_prompt(prompt=prompts, do_classifier_free_guidance=False,
+                                   max_sequence_length=MAX_SEQUENCE_LENGTH, device=x0.device)
+    pred = pipe.transformer(hidden_states=xt, timestep=t * 1000, encoder_hidden_states=embeds, return_dict=False)[0]
+    weights = object_weights(x0, object_weight)                        # B x positions
+    error = (pred - (noise - x0)).pow(2).mean(dim=1).flatten(1)        # channels averaged
+    return (error * weights).sum() / weights.sum()
+
+
+def _trainable(pipe: WanPipeline) -> dict[str, torch.nn.Module]:
+    return {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder}
+
+
+def train_transformer(work: Path, data: dict[str, torch.Tensor], cfg: PretrainConfig) -> WanPipeline:
+    pipe = build_world_pipeline(WanWorldConfig(), seed=cfg.seed).to(device())
+    modules = _trainable(pipe)
+    params = [p for m in modules.values() for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    kind = "stable-cosine" if cfg.lr_decay_from else "constant"
+    scheduler = lr_scheduler(optimizer, kind, cfg.steps, warmup_steps=cfg.warmup, min_ratio=0.1,
+                             decay_from=cfg.lr_decay_from)
+    ema = ema_of(params, cfg.ema_decay, warmup=True)
+    prompts, latents, index = training_prompts(), data["latents"], data["prompt_index"]
+
+    def loss_fn(step: int):
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        pick = torch.randint(len(latents), (cfg.batch,), generator=generator)
+        batch_prompts = drop_prompts([prompts[i] for i in index[pick]], cfg.uncond_prob, generator)
+        x0 = latents[pick].float().to(device())
+        return flow_matching_loss(pipe, x0, batch_prompts, generator, cfg.object_weight), {}
+
+    stage = Stage("transformer", cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=100)
+    run_stage(work, stage, modules, optimizer, scheduler, loss_fn, ema=ema)
+    return pipe
+
+
+def exported_pipeline(work: Path, cfg: PretrainConfig) -> tuple[WanPipeline, int]:
+    """The pipeline with the transformer checkpoint's EMA weights and the sharpest VAE there is,
+    and the transformer step it holds."""
+    from rats_app.io import load_torch_state
+
+    state = load_torch_state(work / "transformer_ckpt.pt")
+    pipe = build_world_pipeline(WanWorldConfig(), seed=cfg.seed)
+    modules = _trainable(pipe)
+    load_flat_state(modules, state["model"])
+    ema = ema_of([p for m in modules.values() for p in m.parameters()], cfg.ema_decay, warmup=True)
+    ema.load_state_dict(state["ema"])
+    ema.copy_to([p for m in modules.values() for p in m.parameters()])
+    decoder = work / "vae_decoder"
+    pipe.vae = AutoencoderKLWan.from_pretrained(decoder if (decoder / "config.json").exists() else work / "vae")
+    return pipe, int(state["step"])
+
+
+def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
+    """Write a standard diffusers WanPipeline directory plus call_defaults.json and world.json."""
+    pipe, steps = exported_pipeline(work, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(out)
+    write_json(out / "call_defaults.json", {"max_sequence_length": MAX_SEQUENCE_LENGTH,
+                                            "guidance_scale": cfg.guidance_scale})
+    decoder_record = work / "vae_decoder" / "training.json"
+    write_json(out / "world.json", {
+        "world": WORLD_ID, "vocabulary": vocabulary(), "height": CANVAS, "width": CANVAS, "frames": FRAMES,
+        "fps": FPS, "training_prompts": len(training_prompts()), "held_out_prompts": len(held_out_prompts()),
+        "pretrain": {"config": asdict(cfg), "model": WanWorldConfig().to_dict(),
+                     "transformer_steps": steps,
+                     "decoder_training": json.loads(decoder_record.read_text()) if decoder_record.exists() else None},
+    })
+    print(f"exported transformer step {steps} to {out}")

@@ -1,0 +1,94 @@
+"""Stages 1 and 2: the video VAE, then a sharper decoder with the encoder frozen.
+
+Trained as a plain autoencoder on the posterior mode (sampling with the initial unit variance
+buries the signal; Shapes World's lesson), with an object-weighted L1 + MSE, a spatial-gradient
+loss for sharp edges, a frame-difference loss so that motion and flicker survive, and a tiny KL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKLWan
+
+from rats_app.training.loop import Stage, run_stage
+from rats_app.training.schedules import lr_scheduler
+from rats_app.worlds.moving_shapes.data import sample_batch
+from rats_app.worlds.moving_shapes.model import WanWorldConfig, build_vae
+from rats_app.worlds.moving_shapes.pretrain import PretrainConfig, device
+from rats_app.worlds.moving_shapes.prompts import training_prompts
+from rats_app.worlds.pretraining import reconstruction_loss
+
+
+def temporal_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(recon[:, :, 1:] - recon[:, :, :-1], target[:, :, 1:] - target[:, :, :-1])
+
+
+def _clips(cfg: PretrainConfig, stream: int, step: int) -> torch.Tensor:
+    rng = np.random.default_rng([cfg.seed, stream, step])  # per-step seed: resume == uninterrupted
+    return sample_batch(training_prompts(), cfg.vae_batch, rng)[1].to(device())
+
+
+def train_vae(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
+    final = work / "vae"
+    if (final / "config.json").exists():
+        return AutoencoderKLWan.from_pretrained(final).to(device())
+    torch.manual_seed(cfg.seed)
+    vae = build_vae(WanWorldConfig()).to(device())
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    scheduler = lr_scheduler(optimizer, "cosine", cfg.vae_steps, warmup_steps=100)
+
+    def loss_fn(step: int):
+        x = _clips(cfg, 1, step)
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.mode()).sample
+        loss, parts = reconstruction_loss(recon, x, cfg.vae_object_weight, cfg.vae_edge_weight)
+        temporal = temporal_loss(recon, x)
+        kl = posterior.kl().mean() / x[0].numel()
+        return loss + cfg.vae_temporal_weight * temporal + cfg.vae_kl_weight * kl, {**parts, "temporal": temporal.item()}
+
+    run_stage(work, Stage("vae", cfg.vae_steps), {"vae": vae}, optimizer, scheduler, loss_fn)
+    set_latent_statistics(vae, cfg)
+    vae.save_pretrained(final)
+    return vae
+
+
+@torch.no_grad()
+def set_latent_statistics(vae: AutoencoderKLWan, cfg: PretrainConfig) -> None:
+    """WanPipeline decodes ``z * latents_std + latents_mean``: per-channel statistics of the data."""
+    x = torch.cat([_clips(cfg, 2, i) for i in range(32)])
+    z = vae.encode(x).latent_dist.mode().transpose(0, 1).flatten(1)  # C x everything else
+    vae.register_to_config(latents_mean=z.mean(dim=1).tolist(), latents_std=z.std(dim=1).tolist())
+
+
+def finetune_decoder(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
+    """Sharpen the decoder; the latent space (the transformer's data) does not change, so this runs
+    alongside the transformer stage."""
+    final = work / "vae_decoder"
+    if (final / "config.json").exists():
+        return AutoencoderKLWan.from_pretrained(final).to(device())
+    vae = AutoencoderKLWan.from_pretrained(work / "vae").to(device())
+    vae.requires_grad_(False)
+    vae.decoder.requires_grad_(True)
+    vae.post_quant_conv.requires_grad_(True)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.decoder_lr, weight_decay=0.0)
+    scheduler = lr_scheduler(optimizer, "cosine", cfg.decoder_steps)
+
+    def loss_fn(step: int):
+        x = _clips(cfg, 4, step)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mode()
+        recon = vae.decode(z).sample
+        loss, parts = reconstruction_loss(recon, x, cfg.decoder_object_weight, cfg.decoder_edge_weight)
+        temporal = temporal_loss(recon, x)
+        return loss + cfg.vae_temporal_weight * temporal, {**parts, "temporal": temporal.item()}
+
+    run_stage(work, Stage("decoder", cfg.decoder_steps), {"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv},
+              optimizer, scheduler, loss_fn)
+    vae.eval()
+    vae.save_pretrained(final)
+    return vae

@@ -1,0 +1,59 @@
+"""Shapes World as a world plugin (rats_app.worlds.base.World)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from rats_app.worlds.base import ASSETS, World
+from rats_app.worlds.shapes import prompts
+
+SAMPLE_PROMPTS = [
+    "a small red circle at the top left on a white background",
+    "a large blue square at the center on a gray background",
+    "a small yellow triangle at the bottom right on a black background",
+    "a large green circle at the top right on a white background",
+    "a small purple square at the bottom left on a gray background",
+    "a large orange triangle at the top left on a black background",
+    "a large purple triangle at the center on a white background",   # held out
+    "a small orange circle at the top right on a gray background",   # held out
+]
+
+
+class ShapesWorld(World):
+    id = "shapes-world"
+    title = "Shapes World"
+    media = "image"
+    model_dir = ASSETS / "shapes-flux"
+    lora_dir = ASSETS / "shapes-flux-rats"
+    reward = "shapes"
+    attributes = prompts.ATTRIBUTES
+
+    def training_prompts(self) -> list[str]:
+        return prompts.training_prompts()
+
+    def held_out_prompts(self) -> list[str]:
+        return prompts.held_out_prompts()
+
+    def sample_prompts(self) -> list[str]:
+        return list(SAMPLE_PROMPTS)
+
+    def examples(self) -> list[tuple[str, bool]]:
+        train, held_out = self.training_prompts(), self.held_out_prompts()
+        return [(train[0], False), (train[250], False), (train[409], False), (held_out[4], True), (held_out[20], True)]
+
+    def check(self, media: np.ndarray, prompt: str):
+        from rats_app.worlds.shapes.checker import check_image
+
+        return check_image(media, prompt)
+
+    def rewards(self):
+        def load(device):
+            from rats_app.rewards.shapes import load_shapes_reward
+
+            return load_shapes_reward(os.environ.get("RATS_SHAPES_REWARD", ASSETS / "shapes-reward"), device=device)
+        return {"shapes": load}
+
+
+WORLD = ShapesWorld()
