@@ -8,11 +8,6 @@ calls /compare through gradio_client (teacher@50 + baseline@3 + RATS@3 + rewards
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
-
 import argparse
 import os
 import socket

@@ -10,11 +10,6 @@ base model costs; the ratio shows that. Prints a markdown table and the machine.
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
-
 import argparse
 import copy
 import platform
@@ -23,7 +18,8 @@ import time
 
 import torch
 
-from rats_app.models import DEFAULT_MODEL, SHIPPED_RATS_LORA, load_lora, load_pipeline
+from rats_app.families import family_of
+from rats_app.models import DEFAULT_MODEL, load_lora, load_pipeline, read_model_info
 from rats_app.sampler import generate
 
 PROMPT = "a large blue circle at the center on a white background"
@@ -65,20 +61,23 @@ def main() -> None:
 def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(DEFAULT_MODEL))
-    parser.add_argument("--lora", default=str(SHIPPED_RATS_LORA))
+    parser.add_argument("--lora", default=None, help="default: the RATS LoRA shipped with the model's world")
     parser.add_argument("--nfe", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8])
     parser.add_argument("--teacher-nfe", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
+    lora = args.lora or read_model_info(args.model).shipped_lora()
     base, info = load_pipeline(args.model)
     rats = copy.deepcopy(base)
-    load_lora(rats, args.lora)
+    load_lora(rats, lora)
     rats.fuse_lora()
     rats.unload_lora_weights()  # fused: no adapter layers left, the same modules as the base
-    call = {"height": info.height, "width": info.width, **info.call_defaults}
+    families = {id(base): family_of(base), id(rats): family_of(rats)}
+    size = info.size(families[id(base)])
+    call = {k: v for k, v in info.call_defaults.items() if k not in ("height", "width")}
 
     def timer(pipe, nfe):
-        return lambda: generate(pipe, [PROMPT], nfe, [0], **call)
+        return lambda: generate(families[id(pipe)], [PROMPT], nfe, [0], size, **call)
 
     print(f"machine: {machine()}\n")
     print("| NFE | baseline ms | RATS (fused) ms | RATS / baseline |")

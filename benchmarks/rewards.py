@@ -9,11 +9,6 @@ Prints the no-grad (display) and grad (training) paths per image.
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
-
 import argparse
 import statistics
 import tempfile
@@ -35,20 +30,16 @@ def time_per_image(fn, batch: int, repeats: int) -> float:
 
 def tiny_rewards(tmp: Path) -> dict:
     import os
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from test_open_clip_convert import tiny_open_clip_state
-    from test_rewards import _tiny_clip_dir
-
+    from rats_app.rewards.stand_ins import clip_dir, open_clip_state
     from rats_app.worlds.shapes.model import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer()
     tokenizer.save_pretrained(tmp / "tok")
-    torch.save({"state_dict": tiny_open_clip_state(vocab=len(tokenizer))}, tmp / "hps.pt")
+    torch.save({"state_dict": open_clip_state(vocab=len(tokenizer))}, tmp / "hps.pt")
     os.environ.update(RATS_HPSV2_CHECKPOINT=str(tmp / "hps.pt"), RATS_HPSV2_TOKENIZER=str(tmp / "tok"),
-                      RATS_PICKSCORE_MODEL=str(_tiny_clip_dir(tmp / "pick")),
-                      RATS_CLIP_MODEL=str(_tiny_clip_dir(tmp / "clip")), HF_HUB_OFFLINE="1")
+                      RATS_PICKSCORE_MODEL=str(clip_dir(tmp / "pick")),
+                      RATS_CLIP_MODEL=str(clip_dir(tmp / "clip")), HF_HUB_OFFLINE="1")
     from rats_app.rewards.registry import load_reward
 
     return {name: load_reward(name, device="cpu", cache=False) for name in ("shapes", "hpsv2", "pickscore", "clip")}

@@ -9,16 +9,9 @@ runs/results/, so a rerun is cheap) and writes docs/results/teacher.md or docs/r
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
-
 import argparse
 import json
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 

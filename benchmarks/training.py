@@ -9,11 +9,6 @@ resident set on CPU (torch.cuda.max_memory_allocated on GPU).
 
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))  # run from anywhere
-
 import argparse
 import json
 import os
@@ -22,21 +17,25 @@ import sys
 import tempfile
 
 CHILD = r"""
-import json, os, statistics, sys, torch
+import json, statistics, sys
 from rats_app.config import TrainConfig
-from rats_app.trainer import RatsTrainer
-from rats_app.run_dir import prepare
-from rats_app.trainer import peak_memory_mb
+from rats_app.training import TrainerCallback, prepare_run
+from rats_app.training.trainer import peak_memory_mb
+
+class Times(TrainerCallback):
+    def __init__(self):
+        self.steps = []
+    def on_step_end(self, run, metrics):
+        self.steps.append(metrics.step_time)
+
 cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
-out = sys.argv[2]
-prepare(out, cfg, resume=False)
-trainer = RatsTrainer(cfg, out)
-before = peak_memory_mb(trainer.device)
-times = []
-trainer.train(progress=lambda m: times.append(m.step_time))
-steady = times[2:] or times
+run = prepare_run(cfg, sys.argv[2])
+before = peak_memory_mb(run.trainer.device)
+times = Times()
+run.train([times])
+steady = times.steps[2:] or times.steps
 print(json.dumps({"step_s": statistics.median(steady), "images_per_s": cfg.batch_size / statistics.median(steady),
-                  "peak_mb": peak_memory_mb(trainer.device), "peak_mb_before_training": before}))
+                  "peak_mb": peak_memory_mb(run.trainer.device), "peak_mb_before_training": before}))
 """
 
 

@@ -18,9 +18,10 @@ from rats_app.errors import ConfigError
 
 
 def option(default: Any, help: str, choices: tuple | None = None, low: float | None = None,
-           high: float | None = None, low_open: bool = False, advanced: bool = True) -> Any:
+           high: float | None = None, low_open: bool = False, high_open: bool = False, advanced: bool = True) -> Any:
     """A dataclass field with its metadata. ``advanced=False`` marks the essentials a form shows first."""
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "low_open": low_open, "advanced": advanced}
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "low_open": low_open, "high_open": high_open,
+            "advanced": advanced}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -55,8 +56,8 @@ def validate(obj: Any) -> None:
         low, high = meta.get("low"), meta.get("high")
         if low is not None and (value < low or (meta.get("low_open") and value == low)):
             raise ConfigError(f"{f.name}: {value!r} must be {'>' if meta.get('low_open') else '>='} {low}")
-        if high is not None and value > high:
-            raise ConfigError(f"{f.name}: {value!r} must be <= {high}")
+        if high is not None and (value > high or (meta.get("high_open") and value == high)):
+            raise ConfigError(f"{f.name}: {value!r} must be {'<' if meta.get('high_open') else '<='} {high}")
 
 
 def check_keys(cls: type, data: dict[str, Any]) -> None:

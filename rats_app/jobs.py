@@ -123,8 +123,9 @@ class JobManager:
         return samples[-1] if samples else None
 
 
-def list_loras(runs_dir: Path = RUNS_DIR) -> dict[str, str]:
-    """Selectable LoRAs: label -> directory. The worlds' shipped ones first, then finished/stopped runs."""
+def list_loras(runs_dir: Path = RUNS_DIR, uploads_dir: Path | None = None) -> dict[str, str]:
+    """Selectable LoRAs: label -> directory. The worlds' shipped ones first, then finished or stopped
+    runs, then uploaded LoRAs (which are files, not runs)."""
     loras = {}
     for world in worlds().values():
         if (world.lora_dir / LORA_WEIGHT_NAME).exists():
@@ -136,4 +137,6 @@ def list_loras(runs_dir: Path = RUNS_DIR) -> dict[str, str]:
             continue
         if status in ("finished", "stopped") and (run.parent / LORA_WEIGHT_NAME).exists():
             loras[f"{run.parent.relative_to(runs_dir)} ({status})"] = str(run.parent)
+    for upload in sorted(Path(uploads_dir).glob(f"*/{LORA_WEIGHT_NAME}")) if uploads_dir else []:
+        loras[f"uploaded: {upload.parent.name}"] = str(upload.parent)
     return loras

@@ -79,10 +79,11 @@ def locate(preset: ModelPreset) -> Path:
     if preset.env is None:
         raise UserError(f"{preset.name}: no diffusers pipeline (model_index.json) at {preset.source}")
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         return Path(snapshot_download(preset.source, local_files_only=True))
-    except Exception:
+    except LocalEntryNotFoundError:  # not in the local cache
         pass
     hint = (f"{preset.name}: weights not found. Set {preset.env} to a local diffusers directory, or download "
             f"{preset.source} (huggingface-cli download {preset.source})")

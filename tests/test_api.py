@@ -59,9 +59,8 @@ def test_sweep_orders_nfes_and_has_the_teacher(studio, tiny_lora):
 
 
 def test_mismatched_lora_is_named(studio, tmp_path):
-    from safetensors.torch import save_file
-
     import torch
+    from safetensors.torch import save_file
 
     bad = tmp_path / "bad.safetensors"
     save_file({"transformer.nothing.lora_A.weight": torch.zeros(2, 2)}, bad)

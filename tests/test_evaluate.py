@@ -58,8 +58,8 @@ def test_bad_input_fails_before_any_work(tiny_env, capsys, extra, message):
     tmp, model, _ = tiny_env
     (tmp / "empty.txt").write_text("\n \n")
     (tmp / "binary.txt").write_bytes(b"\xff\xfe\x00\x81")
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     save_file({"transformer.nope.lora_A.weight": torch.zeros(2, 2)}, tmp / "bad.safetensors")
     extra = [{"EMPTY": str(tmp / "empty.txt"), "BINARY": str(tmp / "binary.txt"),

@@ -7,35 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from rats_app.rewards.open_clip_convert import convert_open_clip
-
-W, TW, E, LAYERS, PATCH, IMAGE, CTX, VOCAB = 160, 128, 32, 2, 8, 32, 12, 50
-
-
-def _block(prefix: str, width: int, g: torch.Generator) -> dict[str, torch.Tensor]:
-    r = lambda *s: torch.randn(*s, generator=g) * 0.05  # noqa: E731
-    return {f"{prefix}.ln_1.weight": 1 + r(width), f"{prefix}.ln_1.bias": r(width),
-            f"{prefix}.attn.in_proj_weight": r(3 * width, width), f"{prefix}.attn.in_proj_bias": r(3 * width),
-            f"{prefix}.attn.out_proj.weight": r(width, width), f"{prefix}.attn.out_proj.bias": r(width),
-            f"{prefix}.ln_2.weight": 1 + r(width), f"{prefix}.ln_2.bias": r(width),
-            f"{prefix}.mlp.c_fc.weight": r(4 * width, width), f"{prefix}.mlp.c_fc.bias": r(4 * width),
-            f"{prefix}.mlp.c_proj.weight": r(width, 4 * width), f"{prefix}.mlp.c_proj.bias": r(width)}
-
-
-def tiny_open_clip_state(seed: int = 0, vocab: int = VOCAB) -> dict[str, torch.Tensor]:
-    """Random weights in open_clip's ViT key layout (vision head width 80, text head width 64)."""
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g) * 0.05  # noqa: E731
-    grid = IMAGE // PATCH
-    state = {"visual.conv1.weight": r(W, 3, PATCH, PATCH), "visual.class_embedding": r(W),
-             "visual.positional_embedding": r(grid * grid + 1, W), "visual.ln_pre.weight": 1 + r(W),
-             "visual.ln_pre.bias": r(W), "visual.ln_post.weight": 1 + r(W), "visual.ln_post.bias": r(W),
-             "visual.proj": r(W, E), "token_embedding.weight": r(vocab, TW), "positional_embedding": r(CTX, TW),
-             "ln_final.weight": 1 + r(TW), "ln_final.bias": r(TW), "text_projection": r(TW, E),
-             "logit_scale": torch.tensor(4.6052)}
-    for i in range(LAYERS):
-        state.update(_block(f"visual.transformer.resblocks.{i}", W, g))
-        state.update(_block(f"transformer.resblocks.{i}", TW, g))
-    return state
+from rats_app.rewards.stand_ins import CTX, IMAGE, LAYERS, PATCH, TW, VOCAB, W
+from rats_app.rewards.stand_ins import open_clip_state as tiny_open_clip_state
 
 
 def _reference_block(x, s, p, heads, causal):

@@ -81,18 +81,14 @@ def test_missing_preset_weights_say_how_to_supply_them(monkeypatch, tmp_path):
 
 
 def test_full_size_flux_dev_benchmark_code_runs_scaled_down(tmp_path):
-    """benchmarks/flux_dev_memory.py builds FLUX.1-dev's architecture (guidance embedding, T5 + CLIP,
+    """benchmarks/flux_dev_memory.py's FLUX.1-dev architecture (rats_app.architectures) (guidance embedding, T5 + CLIP,
     HPSv2-sized reward); on a GPU at full size, here scaled down, with every memory option on."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks.flux_dev_memory import build
+    from rats_app.architectures import flux_dev
+    from rats_app.config import TrainConfig
     from rats_app.models import ModelInfo
     from rats_app.training import Components, prepare_run
-    from rats_app.config import TrainConfig
 
-    pipe, reward, prompts = build(tiny=True, device="cpu")
+    pipe, reward, prompts = flux_dev(tiny=True, device="cpu")
     assert pipe.transformer.config.guidance_embeds and pipe.transformer.dtype == torch.bfloat16
     config = TrainConfig.from_dict({"model": "random", "reward": "hpsv2", "steps": 1, "batch_size": 1,
                                     "sample_every": 0, "teacher_steps": 6, "lora_rank": 4, "device": "cpu",

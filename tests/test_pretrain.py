@@ -6,7 +6,7 @@ import shutil
 
 
 def test_decoder_phase_from_a_named_phase_skips_the_vae_stage(tmp_path, tiny_world_model_dir):
-    from rats_app.worlds.shapes.pretrain import main
+    from rats_app.worlds.shapes.pretrain.cli import main
 
     work = tmp_path / "work"
     shutil.copytree(tiny_world_model_dir / "vae", work / "phase2")
@@ -29,7 +29,7 @@ def _scene(prompt: str, contrast: float = 1.0):
 def test_scene_palette_follows_the_contrast_degradation():
     import torch
 
-    from rats_app.worlds.shapes.pretrain import scene_palette
+    from rats_app.worlds.shapes.pretrain.vae import scene_palette
 
     clean, _ = _scene("a large red square at the center on a gray background")
     faded, _ = _scene("a large red square at the center on a white background", contrast=0.5)
@@ -47,7 +47,7 @@ def test_coverage_loss_measures_error_in_units_of_the_object_contrast():
     import torch
 
     from rats_app.worlds.shapes.data import to_tensor
-    from rats_app.worlds.shapes.pretrain import coverage_loss, scene_palette
+    from rats_app.worlds.shapes.pretrain.vae import coverage_loss, scene_palette
 
     gray, gray_image = _scene("a large red square at the center on a gray background")
     white, white_image = _scene("a large red square at the center on a white background")
@@ -78,7 +78,7 @@ def test_coverage_loss_measures_error_in_units_of_the_object_contrast():
 def test_decoder_phase_with_coverage_loss_logs_it(tmp_path, tiny_world_model_dir):
     import json
 
-    from rats_app.worlds.shapes.pretrain import main
+    from rats_app.worlds.shapes.pretrain.cli import main
 
     work = tmp_path / "work"
     shutil.copytree(tiny_world_model_dir / "vae", work / "phase2")
@@ -91,7 +91,8 @@ def test_decoder_phase_with_coverage_loss_logs_it(tmp_path, tiny_world_model_dir
 def test_pretrain_config_names_bad_values(tmp_path, capsys):
     import pytest
 
-    from rats_app.worlds.shapes.pretrain import PretrainConfig, main
+    from rats_app.worlds.shapes.pretrain import PretrainConfig
+    from rats_app.worlds.shapes.pretrain.cli import main
 
     for bad, name in (({"decoder_coverage_weight": -1.0}, "decoder_coverage_weight"),
                       ({"vae_steps": 0}, "vae_steps"), ({"ema_decay": 1.0}, "ema_decay"),
@@ -100,7 +101,7 @@ def test_pretrain_config_names_bad_values(tmp_path, capsys):
             PretrainConfig(**bad)
     with pytest.raises(SystemExit):
         main(["--work-dir", str(tmp_path / "w"), "--stage", "report", "--decoder-lr", "-0.1"])
-    assert "decoder_lr must be > 0" in capsys.readouterr().err
+    assert "decoder_lr: -0.1 must be > 0.0" in capsys.readouterr().err
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "config.json").write_text('{"decoder_stepz": 5}')
     with pytest.raises(SystemExit):
@@ -113,12 +114,16 @@ def test_export_records_a_committed_decoders_own_training_record(tmp_path, tiny_
     import json
 
     from rats_app.io import save_torch_state
+    from rats_app.training.loop import flat_state
+    from rats_app.training.schedules import ema_of
     from rats_app.worlds.shapes.model import WorldModelConfig, build_world_pipeline
-    from rats_app.worlds.shapes.pretrain import PretrainConfig, _flat_state, _trainable, export
+    from rats_app.worlds.shapes.pretrain import PretrainConfig
+    from rats_app.worlds.shapes.pretrain.transformer import export, trainable
 
     work = tmp_path / "work"
-    pipe = build_world_pipeline(WorldModelConfig(), seed=0)
-    save_torch_state(work / "transformer_ckpt.pt", {"ema": _flat_state(_trainable(pipe)), "step": 7})
+    modules = trainable(build_world_pipeline(WorldModelConfig(), seed=0))
+    ema = ema_of([p for m in modules.values() for p in m.parameters()], 0.999, warmup=True)
+    save_torch_state(work / "transformer_ckpt.pt", {"model": flat_state(modules), "ema": ema.state_dict(), "step": 7})
     shutil.copytree(tiny_world_model_dir / "vae", work / "vae_decoder")
     record = {"steps": "decoder phases a, b, c", "wall_time_s": {"decoder_a": 1.0}}
     (work / "vae_decoder" / "training.json").write_text(json.dumps(record))

@@ -13,22 +13,11 @@ PROMPTS = ["a small red circle at the top left on a white background",
            "a large blue square at the center on a gray background"]
 
 
-def _tiny_clip_dir(path, seed=0):
-    """A tiny transformers CLIP saved like a hub repo (safetensors + tokenizer + preprocessor)."""
-    from rats_app.worlds.shapes.train_reward import RewardTrainConfig, build_reward_model
-
-    tokenizer = build_clip_tokenizer()
-    model = build_reward_model(RewardTrainConfig(hidden=32, layers=1, seed=seed), tokenizer)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    (path / "preprocessor_config.json").write_text('{"image_mean": [0.48, 0.46, 0.41], "image_std": [0.27, 0.26, 0.28]}')
-    return path
-
-
 @pytest.fixture()
 def real_paths(tmp_path, monkeypatch):
     """Point every reward's environment variable at tiny local weights."""
-    from test_open_clip_convert import tiny_open_clip_state
+    from rats_app.rewards.stand_ins import clip_dir as _tiny_clip_dir
+    from rats_app.rewards.stand_ins import open_clip_state as tiny_open_clip_state
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     clip_dir = _tiny_clip_dir(tmp_path / "clip")

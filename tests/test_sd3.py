@@ -16,7 +16,12 @@ PROMPT = "a small red circle at the top left on a white background"
 
 
 def tiny_sd3(tmp_path):
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
     from rats_app.worlds.shapes.model import build_clip_tokenizer, build_t5_tokenizer

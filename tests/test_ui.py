@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import time
 
 import pytest
 
@@ -73,8 +72,8 @@ def test_lora_upload_validation_keeps_nothing_bad(env, tmp_path):
     pickle.write_bytes(b"\x80\x04not a safetensors")
     with pytest.raises(UserError, match="must be .safetensors"):
         handlers.save_uploaded_lora(studio, str(pickle), jobs.uploads_dir)
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     mismatched = tmp_path / "other.safetensors"
     save_file({"transformer.foo.lora_A.weight": torch.zeros(2, 2)}, mismatched)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import pytest
+import torch
 
-from rats_app.worlds.shapes import BACKGROUNDS, COLORS, POSITIONS, SIZES, all_prompts, held_out_prompts, parse_prompt, training_prompts
+from rats_app.worlds.shapes import (
+    BACKGROUNDS,
+    COLORS,
+    POSITIONS,
+    SIZES,
+    all_prompts,
+    held_out_prompts,
+    parse_prompt,
+    training_prompts,
+)
 from rats_app.worlds.shapes.data import sample_batch
 from rats_app.worlds.shapes.render import Degradation, Placement, Sample, coverage, render_scene, sample_scene
 
@@ -165,10 +174,10 @@ def test_reward_config_names_bad_soft_blur_values():
 def test_object_token_weights_mark_the_object():
     import torch
 
-    from rats_app.worlds.shapes.pretrain import object_token_weights
+    from rats_app.worlds.pretraining import object_weights
 
     x0 = torch.zeros(2, 64, 8)
     x0[0, 10] = 1.0          # one object token in image 0
     x0[1, :] = 0.05          # image 1: flat
-    w = object_token_weights(x0, 4.0)
+    w = object_weights(x0, 4.0, channel_dim=-1)
     assert w[0, 10] == 5.0 and w[0].sum() == 64 + 4 and torch.all(w[1] == 1.0)

@@ -1,9 +1,4 @@
 """What the VAE probes share: a fixed set of world renders and their reconstructions."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere
-
 import numpy as np
 import torch
 from diffusers import AutoencoderKL

@@ -2,15 +2,17 @@
 
     python benchmarks/probes/blur_breakdown.py runs/results/presets-world-train/images/rats/nfe003
 """
-import sys as _sys
-from pathlib import Path as _Path
-_sys.path.insert(0, str(_Path(__file__).resolve().parents[2]))  # run from anywhere
-import sys, collections, numpy as np
-from PIL import Image
+import collections
+import sys
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
 from rats_app.evaluate import load_prompts
 from rats_app.worlds.shapes.checker import check_image
 from rats_app.worlds.shapes.prompts import parse_prompt
+
 d = Path(sys.argv[1]); prompts = load_prompts("world-train", 120, 0)
 by = collections.defaultdict(lambda: [0, 0])
 for i, p in enumerate(prompts):

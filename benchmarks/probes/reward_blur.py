@@ -2,15 +2,15 @@
 
     python benchmarks/probes/reward_blur.py
 """
-import sys as _sys
-from pathlib import Path as _Path
-_sys.path.insert(0, str(_Path(__file__).resolve().parents[2]))  # run from anywhere
-import numpy as np, torch, collections
+import numpy as np
+import torch
+
 torch.set_num_threads(1)
 from rats_app.rewards.registry import load_reward
-from rats_app.worlds.shapes.render import sample_scene, render_scene, degrade, Degradation
-from rats_app.worlds.shapes.prompts import training_prompts
 from rats_app.worlds.shapes.checker import check_image
+from rats_app.worlds.shapes.prompts import training_prompts
+from rats_app.worlds.shapes.render import Degradation, degrade, render_scene, sample_scene
+
 R = load_reward("shapes")
 rng = np.random.default_rng(5); P = training_prompts()
 samples = [sample_scene(P[i], rng, 0.0) for i in rng.integers(len(P), size=150)]

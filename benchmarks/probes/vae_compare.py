@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from _renders import probe_samples, reconstruct
 from diffusers import AutoencoderKL
+
 from rats_app.worlds.shapes.checker import check_image
 from rats_app.worlds.shapes.prompts import training_prompts
 from rats_app.worlds.shapes.render import render_scene

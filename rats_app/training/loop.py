@@ -88,3 +88,15 @@ def run_stage(work: Path, stage: Stage, modules: dict[str, torch.nn.Module], opt
     for module in modules.values():
         module.eval()
     return step
+
+
+def load_averaged(modules: dict[str, torch.nn.Module], checkpoint: dict, decay: float) -> int:
+    """Put a stage checkpoint's EMA weights into ``modules`` (what an export ships); returns its step."""
+    from rats_app.training.schedules import ema_of
+
+    load_flat_state(modules, checkpoint["model"])
+    params = [p for m in modules.values() for p in m.parameters()]
+    ema = ema_of(params, decay, warmup=True)
+    ema.load_state_dict(checkpoint["ema"])
+    ema.copy_to(params)
+    return int(checkpoint["step"])

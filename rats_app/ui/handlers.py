@@ -160,12 +160,11 @@ def save_uploaded_lora(studio: Studio, upload_path: str | None, uploads_dir: Pat
     except Exception:
         shutil.rmtree(target, ignore_errors=True)  # a LoRA that does not fit is not kept
         raise
-    (target / "run.json").write_text('{"status": "finished", "uploaded": true}\n')
     return str(target)
 
 
 def lora_choices(jobs: JobManager) -> dict[str, str]:
-    return list_loras(jobs.runs_dir.parent)  # runs from the CLI too, not only the app's
+    return list_loras(jobs.runs_dir.parent, jobs.uploads_dir)  # runs from the CLI too, not only the app's
 
 
 def metrics_plot(metrics: list[dict]):

@@ -1,4 +1,5 @@
-"""Losses and draws that both worlds' pretraining share (images B x C x H x W, clips B x C x F x H x W).
+"""What both worlds' pretraining shares: losses and draws (images B x C x H x W, clips
+B x C x F x H x W), the stage runner and its command line.
 
 Lessons from making the Shapes World teacher (docs/shapes-world.md): the object covers a few
 percent of the canvas, so unweighted losses are dominated by the flat background and leave object
@@ -6,6 +7,10 @@ colours and edges off; weighting the object's pixels (VAE) and tokens (transform
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +50,8 @@ def flow_times(batch: int, generator: torch.Generator) -> torch.Tensor:
     """Training times in (0, 1): half logit-normal (the middle of the path matters most), half
     uniform (covers both ends)."""
     uniform = torch.rand(batch, generator=generator)
-    logit_normal = torch.sigmoid(torch.randn(batch, generator=generator))
-    return torch.where(torch.rand(batch, generator=generator) < 0.5, logit_normal, uniform)
+    pick_logit_normal = torch.rand(batch, generator=generator) < 0.5
+    return torch.where(pick_logit_normal, torch.sigmoid(torch.randn(batch, generator=generator)), uniform)
 
 
 def object_weights(x0: torch.Tensor, object_weight: float, channel_dim: int = 1) -> torch.Tensor:
@@ -65,3 +70,78 @@ def drop_prompts(prompts: list[str], probability: float, generator: torch.Genera
         return prompts
     drop = torch.rand(len(prompts), generator=generator) < probability
     return ["" if d else p for p, d in zip(prompts, drop.tolist())]
+
+
+def preference_loss(preferred: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """PickScore's objective: cross-entropy of softmax([s_preferred, s_rejected]) toward the preferred one."""
+    return F.cross_entropy(torch.stack([preferred, rejected], dim=1),
+                           torch.zeros(len(preferred), dtype=torch.long, device=preferred.device))
+
+
+# ---------------------------------------------------------------- the stage runner and its CLI
+STAGE_CHOICES = ("all", "vae", "decoder", "transformer", "export", "report")
+
+
+@dataclass(frozen=True)
+class Stages:
+    """A world's pretraining stages (each resumes from the work dir or is skipped when done)."""
+
+    train_vae: Callable
+    finetune_decoder: Callable
+    encode_dataset: Callable
+    train_transformer: Callable
+    export: Callable
+    print_reports: Callable
+
+
+def run_stages(stage: str, work: Path, out: Path, cfg, stages: Stages) -> None:
+    """all = vae, latents, transformer, export; transformer = all but the export; decoder = sharpen
+    the VAE decoder (the encoder is frozen, so it can run beside the transformer)."""
+    if stage == "report":
+        return stages.print_reports(work)
+    if stage == "export":
+        return stages.export(work, out, cfg)
+    if stage == "decoder" and getattr(cfg, "decoder_from", "vae") != "vae":  # starts from an earlier phase
+        return stages.finetune_decoder(work, cfg)
+    vae = stages.train_vae(work, cfg)
+    if stage == "decoder":
+        stages.finetune_decoder(work, cfg)
+    if stage in ("vae", "decoder"):
+        return
+    stages.train_transformer(work, vae, stages.encode_dataset(work, vae, cfg), cfg)
+    if stage == "all":
+        stages.export(work, out, cfg)
+
+
+def pretrain_main(argv: list[str] | None, *, prog: str, doc: str, config_cls: type, stages: Stages,
+                  work_dir: str, out: str) -> int:
+    """``--work-dir DIR [--stage S] [--out DIR] [--key value ...]``: a work dir resumes with its
+    recorded config, and a value given on the command line overrides it."""
+    import argparse
+    import json
+    from dataclasses import asdict, fields
+
+    from rats_app.errors import ConfigError
+    from rats_app.fields import default_of, from_mapping, help_lines
+    from rats_app.io import write_json
+
+    parser = argparse.ArgumentParser(prog=prog, description=doc, epilog="config keys:\n" + help_lines(config_cls),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, default=Path(work_dir))
+    parser.add_argument("--stage", choices=STAGE_CHOICES, default="all", help=run_stages.__doc__)
+    parser.add_argument("--out", type=Path, default=Path(out))
+    for f in fields(config_cls):
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(default_of(f)), default=None)
+    args = parser.parse_args(argv)
+    saved = args.work_dir / "config.json"
+    overrides = {f.name: getattr(args, f.name) for f in fields(config_cls) if getattr(args, f.name) is not None}
+    try:
+        base = json.loads(saved.read_text()) if saved.exists() else {}
+        cfg = from_mapping(config_cls, {**base, **overrides})
+    except (ConfigError, ValueError) as exc:
+        parser.error(f"{saved if saved.exists() else 'config'}: {exc}")
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    write_json(saved, asdict(cfg))
+    torch.set_num_threads(cfg.threads)
+    run_stages(args.stage, args.work_dir, args.out, cfg, stages)
+    return 0

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -28,9 +30,15 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel
 
+from rats_app import fields as config_fields
+from rats_app.errors import ConfigError
+from rats_app.fields import default_of, from_mapping, help_lines, option
 from rats_app.io import write_json
 from rats_app.rewards.base import ImageNormalization
 from rats_app.rewards.clip_preference import ClipPreferenceReward
+from rats_app.training.loop import Stage, run_stage
+from rats_app.training.schedules import lr_scheduler
+from rats_app.worlds.pretraining import preference_loss
 from rats_app.worlds.shapes.model import build_clip_tokenizer
 from rats_app.worlds.shapes.prompts import (
     ATTRIBUTES,
@@ -53,24 +61,26 @@ _CHOICES = {"size": SIZES, "color": COLORS, "shape": SHAPES, "position": POSITIO
 
 @dataclass
 class RewardTrainConfig:
-    seed: int = 0
-    steps: int = 3000
-    batch: int = 32
-    lr: float = 1e-3
-    hidden: int = 64
-    layers: int = 3
-    patch: int = 8
-    threads: int = 2
-    soft_blur_min: float = 0.4   # sigma range (px) of the mild blur in the clean-vs-soft pair
-    soft_blur_max: float = 1.0
-    soft_weight: float = 0.5     # weight of that pair's preference loss; 0 = the v1 reward (1.0 cost 7 points of prompt accuracy)
+    seed: int = option(0, "seed of the renders, pairs and initial weights", low=0)
+    steps: int = option(3000, "optimisation steps", low=1)
+    batch: int = option(32, "prompts per step (each with its four images)", low=1)
+    lr: float = option(1e-3, "AdamW learning rate (warm-up 200 steps, cosine to 0)", low=0.0, low_open=True)
+    hidden: int = option(64, "width of both towers", low=4)
+    layers: int = option(3, "vision transformer layers", low=1)
+    patch: int = option(8, "vision patch size (px)", low=1)
+    threads: int = option(2, "torch CPU threads", low=1)
+    soft_blur_min: float = option(0.4, "sigma range (px) of the mild blur in the clean-vs-soft pair", low=0.0,
+                                  low_open=True)
+    soft_blur_max: float = option(1.0, "upper end of that range", low=0.0, low_open=True)
+    soft_weight: float = option(0.5, "weight of the clean-vs-soft pair; 0 = the v1 reward (1.0 cost 7 points of "
+                                "prompt accuracy)", low=0.0)
+    checkpoint_every: int = option(500, "steps between resumable checkpoints", low=1)
 
-    def __post_init__(self):
-        if not 0 < self.soft_blur_min <= self.soft_blur_max:
-            raise ValueError(f"soft_blur_min/max must satisfy 0 < min <= max, got "
-                             f"{self.soft_blur_min}, {self.soft_blur_max}")
-        if self.soft_weight < 0:
-            raise ValueError(f"soft_weight must be >= 0, got {self.soft_weight}")
+    def __post_init__(self) -> None:
+        config_fields.validate(self)
+        if self.soft_blur_min > self.soft_blur_max:
+            raise ConfigError(f"soft_blur_min/max must satisfy min <= max, got {self.soft_blur_min}, "
+                              f"{self.soft_blur_max}")
 
 
 def build_reward_model(cfg: RewardTrainConfig, tokenizer) -> CLIPModel:
@@ -130,12 +140,6 @@ def make_triplets(prompts: list[str], n: int, rng: np.random.Generator, soft_blu
     return (*items, _as_tensor(soft)) if soft_blur else items
 
 
-def preference_loss(preferred: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
-    """PickScore: cross-entropy of softmax([s_preferred, s_rejected]) toward the preferred one."""
-    return F.cross_entropy(torch.stack([preferred, rejected], dim=1),
-                           torch.zeros(len(preferred), dtype=torch.long, device=preferred.device))
-
-
 @torch.no_grad()
 def pairwise_accuracy(reward: ClipPreferenceReward, prompts: list[str], n: int, seed: int,
                       soft_blur: tuple[float, float] | None = None) -> dict[str, float]:
@@ -149,21 +153,23 @@ def pairwise_accuracy(reward: ClipPreferenceReward, prompts: list[str], n: int, 
             "clean_vs_soft": (s_good > reward.score(soft, chosen)).float().mean().item()}
 
 
-def train(cfg: RewardTrainConfig, out: Path) -> dict:
+def train(cfg: RewardTrainConfig, out: Path, work: Path) -> dict:
+    """Train (resumably, in ``work``), save the reward to ``out``, measure it on fresh pairs."""
     torch.set_num_threads(cfg.threads)
     tokenizer = build_clip_tokenizer()
     model = build_reward_model(cfg, tokenizer)
     reward = ClipPreferenceReward(model, tokenizer, WORLD_NORMALIZATION, name="shapes")
-    model.train().requires_grad_(True)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    model.requires_grad_(True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    scheduler = lr_scheduler(optimizer, "cosine", cfg.steps, warmup_steps=200)
     prompts = training_prompts()
-    started = time.time()
-    for step in range(cfg.steps):
-        rng = np.random.default_rng([cfg.seed, step])
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / 200) * (0.5 * (1 + np.cos(np.pi * step / cfg.steps)))
-        soft_blur = (cfg.soft_blur_min, cfg.soft_blur_max) if cfg.soft_weight > 0 else None  # no unused renders
-        chosen, good, degraded, wrong, *soft = make_triplets(prompts, cfg.batch, rng, soft_blur)
+    soft_blur = (cfg.soft_blur_min, cfg.soft_blur_max) if cfg.soft_weight > 0 else None  # no unused renders
+
+    def loss_fn(step: int):
+        with torch.no_grad():  # CLIP's convention, applied before each step: the scale stays within [1, 100]
+            model.logit_scale.clamp_(0, np.log(100))
+        chosen, good, degraded, wrong, *soft = make_triplets(prompts, cfg.batch, np.random.default_rng([cfg.seed, step]),
+                                                             soft_blur)
         text = reward.embed_text(chosen)
         scale = model.logit_scale.exp()
         img_good = reward.embed_images(good)
@@ -178,37 +184,44 @@ def train(cfg: RewardTrainConfig, out: Path) -> dict:
         if soft:
             s_soft = scale * (reward.embed_images(soft[0]) * text).sum(-1)
             loss = loss + cfg.soft_weight * preference_loss(s_good, s_soft)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, np.log(100))
-        if (step + 1) % 100 == 0:
-            print(json.dumps({"step": step + 1, "loss": round(loss.item(), 4), "scale": round(scale.item(), 2),
-                              "s": round(time.time() - started, 1)}), flush=True)
-    model.eval().requires_grad_(False)
+        return loss, {"scale": scale.item()}
+
+    stage = Stage("reward", cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=100, max_grad_norm=math.inf)
+    started = time.time()
+    run_stage(work, stage, {"reward": model}, optimizer, scheduler, loss_fn)
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, np.log(100))
+    model.requires_grad_(False)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)  # safetensors; saved before evaluation so nothing trained is lost
     tokenizer.save_pretrained(out)
     write_json(out / "preprocessor_config.json", {"image_mean": list(WORLD_NORMALIZATION.mean),
                                                   "image_std": list(WORLD_NORMALIZATION.std), "size": 64})
-    train_seconds = round(time.time() - started, 1)
     metrics = {"train_prompts_fresh_renders": pairwise_accuracy(reward, prompts, 1000, seed=10_001),
                "held_out_prompts": pairwise_accuracy(reward, held_out_prompts(), 1000, seed=10_002),
-               "train_seconds": train_seconds}
+               "train_seconds": round(time.time() - started, 1)}
     write_json(out / "training.json", {"config": asdict(cfg), "metrics": metrics})
     print(json.dumps(metrics, indent=2))
     return metrics
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rats_app.worlds.shapes.train_reward", description=__doc__,
+                                     epilog="config keys:\n" + help_lines(RewardTrainConfig),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("assets/shapes-reward"))
+    parser.add_argument("--work-dir", type=Path, default=Path("runs/shapes-reward"),
+                        help="checkpoints and log (a stopped run resumes from here)")
     for f in fields(RewardTrainConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(default_of(f)), default=default_of(f))
     args = parser.parse_args(argv)
-    train(RewardTrainConfig(**{f.name: getattr(args, f.name) for f in fields(RewardTrainConfig)}), args.out)
+    try:
+        cfg = from_mapping(RewardTrainConfig, {f.name: getattr(args, f.name) for f in fields(RewardTrainConfig)})
+    except ConfigError as exc:
+        parser.error(str(exc))
+    train(cfg, args.out, args.work_dir)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """Pretrain the Moving Shapes teacher: VAE, decoder, latents, transformer, export (each resumable).
 
-    python -m rats_app.worlds.moving_shapes.pretrain --work-dir runs/ms-pretrain            # every stage
-    python -m rats_app.worlds.moving_shapes.pretrain --work-dir runs/ms-pretrain --stage export
+    python -m rats_app.worlds.moving_shapes.pretrain --work-dir runs/moving-shapes-pretrain     # every stage
+    python -m rats_app.worlds.moving_shapes.pretrain --work-dir runs/moving-shapes-pretrain --stage export
 
 Each stage checkpoints into the work dir and resumes from it (it is hours on 2 CPU cores); the
 work dir keeps its config, and a command-line value overrides it. Uses CUDA when present.

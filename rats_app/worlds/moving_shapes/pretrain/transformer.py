@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, WanPipeline
 
-from rats_app.io import load_tensors, save_tensors, write_json
-from rats_app.training.loop import Stage, load_flat_state, run_stage
+from rats_app.io import load_tensors, load_torch_state, save_tensors, write_json
+from rats_app.training.loop import Stage, load_averaged, run_stage
 from rats_app.training.schedules import ema_of, lr_scheduler
 from rats_app.worlds.moving_shapes.data import to_tensor
 from rats_app.worlds.moving_shapes.model import MAX_SEQUENCE_LENGTH, WanWorldConfig, build_world_pipeline
@@ -73,7 +73,8 @@ def _trainable(pipe: WanPipeline) -> dict[str, torch.nn.Module]:
     return {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder}
 
 
-def train_transformer(work: Path, data: dict[str, torch.Tensor], cfg: PretrainConfig) -> WanPipeline:
+def train_transformer(work: Path, vae: AutoencoderKLWan, data: dict[str, torch.Tensor],
+                      cfg: PretrainConfig) -> WanPipeline:
     pipe = build_world_pipeline(WanWorldConfig(), seed=cfg.seed).to(device())
     modules = _trainable(pipe)
     params = [p for m in modules.values() for p in m.parameters()]
@@ -99,18 +100,11 @@ def train_transformer(work: Path, data: dict[str, torch.Tensor], cfg: PretrainCo
 def exported_pipeline(work: Path, cfg: PretrainConfig) -> tuple[WanPipeline, int]:
     """The pipeline with the transformer checkpoint's EMA weights and the sharpest VAE there is,
     and the transformer step it holds."""
-    from rats_app.io import load_torch_state
-
-    state = load_torch_state(work / "transformer_ckpt.pt")
     pipe = build_world_pipeline(WanWorldConfig(), seed=cfg.seed)
-    modules = _trainable(pipe)
-    load_flat_state(modules, state["model"])
-    ema = ema_of([p for m in modules.values() for p in m.parameters()], cfg.ema_decay, warmup=True)
-    ema.load_state_dict(state["ema"])
-    ema.copy_to([p for m in modules.values() for p in m.parameters()])
+    steps = load_averaged(_trainable(pipe), load_torch_state(work / "transformer_ckpt.pt"), cfg.ema_decay)
     decoder = work / "vae_decoder"
     pipe.vae = AutoencoderKLWan.from_pretrained(decoder if (decoder / "config.json").exists() else work / "vae")
-    return pipe, int(state["step"])
+    return pipe, steps
 
 
 def export(work: Path, out: Path, cfg: PretrainConfig) -> None:
