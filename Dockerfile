@@ -5,6 +5,7 @@ ENV PYTHONUNBUFFERED=1 GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7860 GRADIO
 COPY requirements.txt constraints.txt ./
 RUN pip install --no-cache-dir torch==2.13.0 && pip install --no-cache-dir -c constraints.txt -r requirements.txt
 COPY . .
+RUN pip install --no-cache-dir --no-deps .
 # Models come from environment variables: RATS_MODEL (the model opened at start, a diffusers
 # directory, e.g. a mounted volume), RATS_FLUX_DEV / RATS_FLUX_SCHNELL / RATS_SD35_MEDIUM /
 # RATS_SD35_LARGE (presets in the dropdown), RATS_HPSV2_CHECKPOINT, RATS_PICKSCORE_MODEL (rewards).

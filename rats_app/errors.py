@@ -17,3 +17,18 @@ class ConfigError(UserError):
 
 class RewardUnavailable(UserError):
     """A reward's weights (or packages) are missing; the message says what and how to supply them."""
+
+
+def run_cli(work) -> int:
+    """A command-line entry point's policy: ``work()`` returns the summary to print (exit 0); a
+    UserError becomes one ``error:`` line on stderr (exit 2), never a traceback."""
+    import sys
+
+    try:
+        summary = work()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if summary:
+        print(summary)
+    return 0

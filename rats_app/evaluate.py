@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rats_app.errors import UserError
+from rats_app.errors import UserError, run_cli
 from rats_app.io import read_prompts, save_png
 from rats_app.models import DEFAULT_MODEL, check_nfe, read_model_info, resolve_lora
 
@@ -195,16 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def work() -> str:
         if args.images is not None and args.images < 1:
             raise UserError(f"--images must be >= 1, got {args.images}")
-        rows = run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(markdown_table(rows))
-    print(f"tables and frontier.png in {args.out_dir}")
-    return 0
+        return markdown_table(run(args)) + f"\ntables and frontier.png in {args.out_dir}"
+    return run_cli(work)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rats_app.errors import UserError
+from rats_app.errors import UserError, run_cli
 from rats_app.io import read_prompts, save_png
 from rats_app.models import DEFAULT_MODEL, check_nfe, read_model_info, resolve_lora
 
@@ -111,13 +111,11 @@ def _check_call_defaults(info, model: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def work() -> str:
         written = run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(written)} image(s) to {written[0].parent if len(written) > 1 else written[0]}")
-    return 0
+        return f"wrote {len(written)} file(s) to {written[0].parent if len(written) > 1 else written[0]}"
+    return run_cli(work)
 
 
 if __name__ == "__main__":

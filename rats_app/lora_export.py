@@ -17,8 +17,11 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
+from safetensors.torch import save_file
 
-from rats_app.models import UserError, resolve_lora
+from rats_app.errors import UserError, run_cli
+from rats_app.io import atomic_write
+from rats_app.models import resolve_lora
 
 PREFIX = "lora_transformer_"
 
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output .safetensors (kohya / ComfyUI keys)")
     parser.add_argument("--alpha", type=float, default=None, help="override lora_alpha (default: from metadata)")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> str:
         state, alpha = read_lora(args.lora)
         alpha = args.alpha if args.alpha is not None else alpha
         if alpha is None:
@@ -84,16 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.out.endswith(".safetensors"):
             raise UserError(f"--out must end in .safetensors, got {args.out}")
         converted = diffusers_to_kohya(state, alpha)
-        from safetensors.torch import save_file
-
-        from rats_app.io import atomic_write
-
         atomic_write(args.out, lambda tmp: save_file(converted, tmp, metadata={"format": "pt"}))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(converted)} tensors to {args.out}")
-    return 0
+        return f"wrote {len(converted)} tensors to {args.out}"
+    return run_cli(work)
 
 
 if __name__ == "__main__":

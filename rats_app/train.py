@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from rats_app.config import METHOD_PRESETS, TrainConfig, parse_override, read_yaml_mapping
-from rats_app.errors import UserError
+from rats_app.errors import run_cli
 from rats_app.fields import help_lines
 from rats_app.training.callbacks import TrainerCallback
 
@@ -58,27 +58,26 @@ class ProgressBar(TrainerCallback):
         self.bar.close()
 
 
+def train(args: argparse.Namespace) -> str:
+    config = resolve_config(args)
+    import torch
+    from accelerate import Accelerator
+
+    from rats_app.training import run_training
+
+    # cpu=True is what makes accelerate form a gloo process group on a machine without CUDA.
+    accelerator = Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available())
+    run_training(config, args.output_dir, args.resume, [ProgressBar()], accelerator=accelerator)
+    return f"LoRA written to {args.output_dir}/pytorch_lora_weights.safetensors" if accelerator.is_main_process else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = resolve_config(args)
-        import torch
-        from accelerate import Accelerator
-
-        from rats_app.training import run_training
-
-        # cpu=True is what makes accelerate form a gloo process group on a machine without CUDA.
-        accelerator = Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available())
-        run_training(config, args.output_dir, args.resume, [ProgressBar()], accelerator=accelerator)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return run_cli(lambda: train(args))
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint is resumable with --resume", file=sys.stderr)
         return 130
-    if accelerator.is_main_process:
-        print(f"LoRA written to {args.output_dir}/pytorch_lora_weights.safetensors")
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
@@ -26,24 +27,30 @@ class World(ABC):
     model_dir: Path           # the shipped teacher
     lora_dir: Path            # the shipped RATS LoRA for it
     reward: str               # the registry name of the world's preference reward
-    attributes: tuple[str, ...]  # what the checker reads, in table order
+    grammar: ModuleType       # its prompts module: training_prompts(), held_out_prompts(), ATTRIBUTES
+    sample_grid_prompts: tuple[str, ...]  # a training run's sample grid (some held out)
 
-    @abstractmethod
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """What the checker reads, in table order."""
+        return self.grammar.ATTRIBUTES
+
     def training_prompts(self) -> list[str]:
         """Prompts pretraining (teacher and reward) may see."""
+        return self.grammar.training_prompts()
 
-    @abstractmethod
     def held_out_prompts(self) -> list[str]:
         """Prompts never shown in pretraining."""
+        return self.grammar.held_out_prompts()
 
     def prompt_sets(self) -> dict[str, list[str]]:
         """Named prompt sets for evaluate's ``--prompts``."""
         train, held_out = self.training_prompts(), self.held_out_prompts()
         return {"world-train": train, "world-heldout": held_out, "world": train + held_out}
 
-    @abstractmethod
     def sample_prompts(self) -> list[str]:
         """The fixed prompts of a training run's sample grid (some held out)."""
+        return list(self.sample_grid_prompts)
 
     @abstractmethod
     def examples(self) -> list[tuple[str, bool]]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -76,6 +77,49 @@ def preference_loss(preferred: torch.Tensor, rejected: torch.Tensor) -> torch.Te
     """PickScore's objective: cross-entropy of softmax([s_preferred, s_rejected]) toward the preferred one."""
     return F.cross_entropy(torch.stack([preferred, rejected], dim=1),
                            torch.zeros(len(preferred), dtype=torch.long, device=preferred.device))
+
+
+def encode_pool(work: Path, cfg, prompts: list[str], encode: Callable, chunk: int) -> dict[str, torch.Tensor]:
+    """The transformer's fixed data: every training prompt, ``cfg.latents_per_prompt`` renders each,
+    encoded once and kept in the work dir. ``encode(prompt_indices, rng)`` renders and encodes one
+    chunk and returns its tensors (at least ``latents``)."""
+    from rats_app.io import load_tensors, save_tensors
+
+    path = work / "latents.safetensors"
+    if path.exists():
+        return load_tensors(path)
+    rng = np.random.default_rng([cfg.seed, 3])
+    order = np.repeat(np.arange(len(prompts)), cfg.latents_per_prompt)
+    with torch.no_grad():
+        parts = [encode(order[start:start + chunk], rng) for start in range(0, len(order), chunk)]
+    data = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+    data["prompt_index"] = torch.from_numpy(order)
+    save_tensors(path, data)
+    return data
+
+
+def train_flow_transformer(work: Path, modules: dict[str, torch.nn.Module], cfg, data: dict[str, torch.Tensor],
+                           prompts: list[str], loss: Callable, device: torch.device) -> None:
+    """The transformer stage both worlds share: AdamW, warm-up then constant (or a late cosine
+    decay), EMA weights, and per step a batch of pooled latents whose prompts are dropped to ""
+    with ``cfg.uncond_prob``; ``loss(x0, prompts, generator)`` is the family's flow-matching loss."""
+    from rats_app.training.loop import Stage, run_stage
+    from rats_app.training.schedules import ema_of, lr_scheduler
+
+    params = [p for m in modules.values() for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    scheduler = lr_scheduler(optimizer, "stable-cosine" if cfg.lr_decay_from else "constant", cfg.steps,
+                             warmup_steps=cfg.warmup, min_ratio=0.1, decay_from=cfg.lr_decay_from)
+    latents, index = data["latents"], data["prompt_index"]
+
+    def loss_fn(step: int):
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resume == uninterrupted
+        pick = torch.randint(len(latents), (cfg.batch,), generator=generator)
+        batch_prompts = drop_prompts([prompts[i] for i in index[pick]], cfg.uncond_prob, generator)
+        return loss(latents[pick].float().to(device), batch_prompts, generator), {}
+
+    stage = Stage("transformer", cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=100)
+    run_stage(work, stage, modules, optimizer, scheduler, loss_fn, ema=ema_of(params, cfg.ema_decay, warmup=True))
 
 
 # ---------------------------------------------------------------- the stage runner and its CLI

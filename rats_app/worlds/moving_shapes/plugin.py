@@ -9,14 +9,14 @@ import numpy as np
 from rats_app.worlds.base import ASSETS, World
 from rats_app.worlds.moving_shapes import prompts
 
-SAMPLE_PROMPTS = [
+SAMPLE_PROMPTS = (
     "a small red circle moving right on a white background",
     "a large blue square moving down on a gray background",
     "a small yellow triangle moving left on a black background",
     "a large green circle moving up on a white background",
     "a large orange circle moving right on a gray background",     # held out
     "a small purple triangle moving up on a black background",     # held out
-]
+)
 
 
 class MovingShapes(World):
@@ -26,19 +26,11 @@ class MovingShapes(World):
     model_dir = ASSETS / "shapes-wan"
     lora_dir = ASSETS / "shapes-wan-rats"
     reward = "moving-shapes"
-    attributes = prompts.ATTRIBUTES
-
-    def training_prompts(self) -> list[str]:
-        return prompts.training_prompts()
-
-    def held_out_prompts(self) -> list[str]:
-        return prompts.held_out_prompts()
-
-    def sample_prompts(self) -> list[str]:
-        return list(SAMPLE_PROMPTS)
+    grammar = prompts
+    sample_grid_prompts = SAMPLE_PROMPTS
 
     def examples(self) -> list[tuple[str, bool]]:
-        return [(p, prompts.parse_prompt(p).held_out) for p in SAMPLE_PROMPTS[:3] + SAMPLE_PROMPTS[4:]]
+        return [(p, prompts.parse_prompt(p).held_out) for p in SAMPLE_PROMPTS]
 
     def check(self, media: np.ndarray, prompt: str):
         from rats_app.worlds.moving_shapes.checker import check_clip

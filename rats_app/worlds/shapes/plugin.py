@@ -9,7 +9,7 @@ import numpy as np
 from rats_app.worlds.base import ASSETS, World
 from rats_app.worlds.shapes import prompts
 
-SAMPLE_PROMPTS = [
+SAMPLE_PROMPTS = (
     "a small red circle at the top left on a white background",
     "a large blue square at the center on a gray background",
     "a small yellow triangle at the bottom right on a black background",
@@ -18,7 +18,7 @@ SAMPLE_PROMPTS = [
     "a large orange triangle at the top left on a black background",
     "a large purple triangle at the center on a white background",   # held out
     "a small orange circle at the top right on a gray background",   # held out
-]
+)
 
 
 class ShapesWorld(World):
@@ -28,16 +28,8 @@ class ShapesWorld(World):
     model_dir = ASSETS / "shapes-flux"
     lora_dir = ASSETS / "shapes-flux-rats"
     reward = "shapes"
-    attributes = prompts.ATTRIBUTES
-
-    def training_prompts(self) -> list[str]:
-        return prompts.training_prompts()
-
-    def held_out_prompts(self) -> list[str]:
-        return prompts.held_out_prompts()
-
-    def sample_prompts(self) -> list[str]:
-        return list(SAMPLE_PROMPTS)
+    grammar = prompts
+    sample_grid_prompts = SAMPLE_PROMPTS
 
     def examples(self) -> list[tuple[str, bool]]:
         train, held_out = self.training_prompts(), self.held_out_prompts()

@@ -14,19 +14,17 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, WanPipeline
 
-from rats_app.io import load_tensors, load_torch_state, save_tensors, write_json
-from rats_app.training.loop import Stage, load_averaged, run_stage
-from rats_app.training.schedules import ema_of, lr_scheduler
+from rats_app.io import load_torch_state, write_json
+from rats_app.training.loop import load_averaged
 from rats_app.worlds.moving_shapes.data import to_tensor
 from rats_app.worlds.moving_shapes.model import MAX_SEQUENCE_LENGTH, WanWorldConfig, build_world_pipeline
 from rats_app.worlds.moving_shapes.pretrain import PretrainConfig, device
 from rats_app.worlds.moving_shapes.prompts import held_out_prompts, training_prompts, vocabulary
 from rats_app.worlds.moving_shapes.render import CANVAS, FPS, FRAMES, render_clip, sample_clip
-from rats_app.worlds.pretraining import drop_prompts, flow_times, object_weights
+from rats_app.worlds.pretraining import encode_pool, flow_times, object_weights, train_flow_transformer
 
 WORLD_ID = "moving-shapes/v1"
 
@@ -37,22 +35,14 @@ def _normalise(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
     return (z - mean) / std
 
 
-@torch.no_grad()
 def encode_dataset(work: Path, vae: AutoencoderKLWan, cfg: PretrainConfig) -> dict[str, torch.Tensor]:
-    """Every training prompt, ``latents_per_prompt`` renders each, encoded once (half precision)."""
-    path = work / "latents.safetensors"
-    if path.exists():
-        return load_tensors(path)
+    """Normalised latents of every training prompt's renders (half precision)."""
     prompts = training_prompts()
-    rng = np.random.default_rng([cfg.seed, 3])
-    order = np.repeat(np.arange(len(prompts)), cfg.latents_per_prompt)
-    latents = []
-    for start in range(0, len(order), 64):
-        clips = to_tensor([render_clip(sample_clip(prompts[i], rng)) for i in order[start:start + 64]])
-        latents.append(_normalise(vae, vae.encode(clips.to(vae.device)).latent_dist.mode()).half().cpu())
-    data = {"latents": torch.cat(latents), "prompt_index": torch.from_numpy(order)}
-    save_tensors(path, data)
-    return data
+
+    def encode(indices, rng):
+        clips = to_tensor([render_clip(sample_clip(prompts[i], rng)) for i in indices])
+        return {"latents": _normalise(vae, vae.encode(clips.to(vae.device)).latent_dist.mode()).half().cpu()}
+    return encode_pool(work, cfg, prompts, encode, chunk=64)
 
 
 def flow_matching_loss(pipe: WanPipeline, x0: torch.Tensor, prompts: list[str], generator: torch.Generator,
@@ -76,24 +66,9 @@ def _trainable(pipe: WanPipeline) -> dict[str, torch.nn.Module]:
 def train_transformer(work: Path, vae: AutoencoderKLWan, data: dict[str, torch.Tensor],
                       cfg: PretrainConfig) -> WanPipeline:
     pipe = build_world_pipeline(WanWorldConfig(), seed=cfg.seed).to(device())
-    modules = _trainable(pipe)
-    params = [p for m in modules.values() for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    kind = "stable-cosine" if cfg.lr_decay_from else "constant"
-    scheduler = lr_scheduler(optimizer, kind, cfg.steps, warmup_steps=cfg.warmup, min_ratio=0.1,
-                             decay_from=cfg.lr_decay_from)
-    ema = ema_of(params, cfg.ema_decay, warmup=True)
-    prompts, latents, index = training_prompts(), data["latents"], data["prompt_index"]
-
-    def loss_fn(step: int):
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        pick = torch.randint(len(latents), (cfg.batch,), generator=generator)
-        batch_prompts = drop_prompts([prompts[i] for i in index[pick]], cfg.uncond_prob, generator)
-        x0 = latents[pick].float().to(device())
-        return flow_matching_loss(pipe, x0, batch_prompts, generator, cfg.object_weight), {}
-
-    stage = Stage("transformer", cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=100)
-    run_stage(work, stage, modules, optimizer, scheduler, loss_fn, ema=ema)
+    train_flow_transformer(work, _trainable(pipe), cfg, data, training_prompts(),
+                           lambda x0, prompts, generator: flow_matching_loss(pipe, x0, prompts, generator,
+                                                                             cfg.object_weight), device())
     return pipe
 
 

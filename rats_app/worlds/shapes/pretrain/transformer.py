@@ -12,14 +12,12 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, FluxPipeline
 
-from rats_app.io import load_tensors, load_torch_state, save_tensors, write_json
-from rats_app.training.loop import Stage, load_averaged, run_stage
-from rats_app.training.schedules import ema_of, lr_scheduler
-from rats_app.worlds.pretraining import drop_prompts, flow_times, object_weights
+from rats_app.io import load_torch_state, write_json
+from rats_app.training.loop import load_averaged
+from rats_app.worlds.pretraining import encode_pool, flow_times, object_weights, train_flow_transformer
 from rats_app.worlds.shapes.data import to_tensor
 from rats_app.worlds.shapes.model import CALL_DEFAULTS, WorldModelConfig, build_world_pipeline
 from rats_app.worlds.shapes.pretrain import PretrainConfig, device
@@ -27,24 +25,16 @@ from rats_app.worlds.shapes.prompts import held_out_prompts, training_prompts, v
 from rats_app.worlds.shapes.render import render_scene, sample_scene
 
 
-@torch.no_grad()
 def encode_dataset(work: Path, vae: AutoencoderKL, cfg: PretrainConfig) -> dict[str, torch.Tensor]:
-    """A fixed pool of normalised latents: every training prompt, ``latents_per_prompt`` renders each."""
-    path = work / "latents.safetensors"
-    if path.exists():
-        return load_tensors(path)
+    """Normalised latents of every training prompt's renders, and whether each render was clean."""
     prompts = training_prompts()
-    rng = np.random.default_rng([cfg.seed, 3])
-    order = np.repeat(np.arange(len(prompts)), cfg.latents_per_prompt)
-    latents, clean = [], []
-    for start in range(0, len(order), 256):
-        samples = [sample_scene(prompts[i], rng) for i in order[start:start + 256]]
+
+    def encode(indices, rng):
+        samples = [sample_scene(prompts[i], rng) for i in indices]
         z = vae.encode(to_tensor([render_scene(s) for s in samples]).to(vae.device)).latent_dist.mode()
-        latents.append(((z - vae.config.shift_factor) * vae.config.scaling_factor).half().cpu())
-        clean.append(torch.tensor([s.degradation.clean for s in samples]))
-    data = {"latents": torch.cat(latents), "prompt_index": torch.from_numpy(order), "clean": torch.cat(clean)}
-    save_tensors(path, data)
-    return data
+        return {"latents": ((z - vae.config.shift_factor) * vae.config.scaling_factor).half().cpu(),
+                "clean": torch.tensor([s.degradation.clean for s in samples])}
+    return encode_pool(work, cfg, prompts, encode, chunk=256)
 
 
 def trainable(pipe: FluxPipeline) -> dict[str, torch.nn.Module]:
@@ -74,23 +64,9 @@ def train_transformer(work: Path, vae: AutoencoderKL, data: dict[str, torch.Tens
     pipe = build_world_pipeline(WorldModelConfig(), seed=cfg.seed)
     pipe.vae = vae
     pipe.to(device())
-    modules = trainable(pipe)
-    params = [p for m in modules.values() for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    kind = "stable-cosine" if cfg.lr_decay_from else "constant"
-    scheduler = lr_scheduler(optimizer, kind, cfg.steps, warmup_steps=cfg.warmup, min_ratio=0.1,
-                             decay_from=cfg.lr_decay_from)
-    prompts, latents, index = training_prompts(), data["latents"], data["prompt_index"]
-
-    def loss_fn(step: int):
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        pick = torch.randint(len(latents), (cfg.batch,), generator=generator)
-        batch_prompts = drop_prompts([prompts[i] for i in index[pick]], cfg.uncond_prob, generator)
-        x0 = latents[pick].float().to(device())
-        return flow_matching_loss(pipe, x0, batch_prompts, generator, cfg.object_weight), {}
-
-    stage = Stage("transformer", cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=100)
-    run_stage(work, stage, modules, optimizer, scheduler, loss_fn, ema=ema_of(params, cfg.ema_decay, warmup=True))
+    train_flow_transformer(work, trainable(pipe), cfg, data, training_prompts(),
+                           lambda x0, prompts, generator: flow_matching_loss(pipe, x0, prompts, generator,
+                                                                             cfg.object_weight), device())
     return pipe
 
 
