@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rats_app.errors import RewardUnavailable, UserError
-from rats_app.families import family_of, student_call
-from rats_app.models import DEFAULT_MODEL, check_nfe, load_lora, load_pipeline, resolve_lora
+from rats_app.families import Size, family_of, student_call
+from rats_app.models import DEFAULT_MODEL, check_nfe, load_lora, load_pipeline, lora_record, resolve_lora
 from rats_app.sampler import generate
 
 DEFAULT_SWEEP_NFES = (1, 2, 3, 4, 6, 8)
@@ -22,7 +22,7 @@ DEFAULT_SWEEP_NFES = (1, 2, 3, 4, 6, 8)
 
 @dataclass
 class GeneratedImage:
-    image: object            # PIL.Image
+    image: object            # PIL.Image; for a video model a clip (float frames F x H x W x 3 in [0, 1])
     label: str
     nfe: int
     latency_ms: float
@@ -72,10 +72,18 @@ class Studio:
                 if name in self._rewards or name in self._reward_errors:
                     continue
                 try:
-                    self._rewards[name] = load_reward(name, device=self.device or "cpu")
+                    self._rewards[name] = self._for_media(load_reward(name, device=self.device or "cpu"))
                 except RewardUnavailable as exc:
                     self._reward_errors[name] = str(exc)
             return dict(self._rewards)
+
+    def _for_media(self, reward):
+        """A video model's clips are scored frame by frame by image rewards."""
+        if self._family.media == "video" and reward.media == "image":
+            from rats_app.rewards.video import FrameWiseReward
+
+            return FrameWiseReward(reward)
+        return reward
 
     def reward_errors(self) -> dict[str, str]:
         self.rewards()
@@ -105,21 +113,25 @@ class Studio:
         return str(resolve_lora(lora))
 
     # ------------------------------------------------------------------ generation
-    def call_settings(self, lora: str | Path | None = None) -> dict:
-        """Keyword arguments of the plain pipeline call: the canvas, the model's call defaults, a
-        preset's overrides, and for a RATS LoRA its student's guidance."""
+    def call_settings(self, lora: str | Path | None = None) -> tuple[Size, dict]:
+        """The canvas and the sampler's keyword arguments: the model's call defaults, a preset's
+        overrides; for a RATS LoRA its student's guidance and the solver it was trained with."""
         _, info = self.load()
-        size = info.size(self._family)
-        call = {"height": size.height, "width": size.width, **info.call_defaults, **self.call_overrides}
-        return student_call(self._family, call) if lora is not None else call
+        default = info.size(self._family)
+        call = {**info.call_defaults, **self.call_overrides}
+        size = Size(call.pop("height", default.height), call.pop("width", default.width),
+                    call.pop("num_frames", default.frames))
+        if self._family.media == "video":
+            self._family.check_size(size)
+        if lora is None:
+            return size, call
+        return size, {**student_call(self._family, call), "solver": lora_record(lora).get("solver", "native")}
 
     def generate_batch(self, prompts: list[str], seeds: list[int], nfe: int,
                        lora: str | Path | None = None) -> tuple[list, float]:
         """Outputs for checked prompts, one seed each, and the batch's latency in ms."""
-        pipe, info = self.load()
-        call = self.call_settings(lora)
-        size = info.size(self._family)
-        size = type(size)(call.pop("height"), call.pop("width"), size.frames)
+        self.load()
+        size, call = self.call_settings(lora)
         with self._lock:
             self._use_lora(lora)  # outside inference mode: adapters loaded there could never train or reload
             start = time.perf_counter()
@@ -132,11 +144,17 @@ class Studio:
         return GeneratedImage(outputs[0], label, check_nfe(nfe), latency)
 
     def score(self, items: list[GeneratedImage], prompt: str) -> None:
-        """Fill each item's scores: every reward that loads; unavailable ones say so."""
+        """Fill each item's scores: every reward that loads (unavailable ones say so), and for clips
+        the model-free temporal measures (VBench's flickering, optical-flow motion)."""
         for name, reward in self.rewards().items():
             values = reward.score_fast([item.image for item in items], [prompt] * len(items))
             for item, value in zip(items, values.tolist()):
                 item.scores[name] = round(value, 3)
+        if self._family.media == "video":
+            from rats_app.rewards.video import VIDEO_MEASURES
+
+            for item in items:
+                item.scores.update({name: round(measure(item.image), 4) for name, measure in VIDEO_MEASURES.items()})
         for name in self._reward_errors:
             for item in items:
                 item.scores[name] = "unavailable"

@@ -73,7 +73,11 @@ class TrainConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay", low=0.0)
     max_grad_norm: float = _f(1.0, "gradient clipping (0 = off)", low=0.0)
     steps: int = _f(200, "optimisation steps", low=1, high=1_000_000, advanced=False)
-    batch_size: int = _f(8, "prompts per step (per process)", low=1, high=4096)
+    batch_size: int = _f(8, "prompts per micro-batch (per process)", low=1, high=4096)
+    gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer step (the paper's Wan run: batch 1 x 8)",
+                                          low=1, high=1024)
+    reward_frames: int = _f(0, "video: frames an image reward scores per clip (0 = all, k = k evenly spaced, "
+                            "first and last included)", low=0)
     gradient_checkpointing: bool = _f(False, "recompute each student step in backward (saves memory)")
     dtype: str = _f("float32", "base weights' dtype; with bfloat16 the LoRA stays float32 under autocast",
                     choices=("float32", "bfloat16"))

@@ -1,10 +1,12 @@
-"""Generate images: ``python -m rats_app.generate --prompts-file FILE --out-dir DIR --nfe K --seed S``.
+"""Generate images or clips: ``python -m rats_app.generate --prompts-file FILE --out-dir DIR --nfe K --seed S``.
 
-Image i (i-th non-empty line) uses ``torch.Generator("cpu").manual_seed(S + i)`` and matches plain
-``FluxPipeline.from_pretrained(model)(prompt, num_inference_steps=K, height, width, generator)``
-called with the model's ``call_defaults.json``. ``--rats`` loads the shipped RATS LoRA,
-``--lora PATH`` any diffusers LoRA. Without either it is the base model: the teacher at high K,
-the baseline at low K.
+Output i (i-th non-empty line) uses ``torch.Generator("cpu").manual_seed(S + i)`` and matches the
+plain pipeline (``FluxPipeline``, ``StableDiffusion3Pipeline``, ``WanPipeline``) called with
+``num_inference_steps=K``, the model's canvas and its ``call_defaults.json``. An image model writes
+``NNNN.png``; a video model writes ``NNNN.mp4`` (H.264, for people) and ``NNNN.png``, its frames
+side by side (lossless, for checks). ``--rats`` loads the RATS LoRA shipped with the model's world,
+``--lora PATH`` any diffusers LoRA (run with the solver its rats.json records). Without either it
+is the base model: the teacher at high K, the baseline at low K.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from rats_app.errors import UserError, run_cli
-from rats_app.io import read_prompts, save_png
+from rats_app.io import filmstrip, read_prompts, save_png, save_video
 from rats_app.models import DEFAULT_MODEL, check_nfe, read_model_info, resolve_lora
 
 
@@ -34,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompts-file", help="text file, one prompt per non-empty line")
     source.add_argument("--prompt", help="a single prompt (with --out)")
-    parser.add_argument("--out-dir", help="directory for 0000.png, 0001.png, ... (with --prompts-file)")
-    parser.add_argument("--out", help="output PNG path (with --prompt)")
+    parser.add_argument("--out-dir", help="directory for 0000.png (or 0000.mp4 + 0000.png), ... (with --prompts-file)")
+    parser.add_argument("--out", help="output path (with --prompt): FILE.png for an image model, FILE.mp4 for a "
+                                      "video model (its filmstrip goes beside it as FILE.png)")
     parser.add_argument("--nfe", type=int, required=True, help="number of sampling steps (1-1000)")
     parser.add_argument("--seed", type=int, default=0, help="image i uses seed S + i (default 0)")
     lora = parser.add_mutually_exclusive_group()
@@ -53,18 +56,21 @@ def run(args: argparse.Namespace) -> list[Path]:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     info = read_model_info(args.model)
+    video = info.family.media == "video"
+    ending = ".mp4" if video else ".png"
     if args.prompts_file is not None:
         if not args.out_dir:
             raise UserError("--prompts-file needs --out-dir")
         prompts = read_prompts(args.prompts_file)
         out_dir = Path(args.out_dir)
-        targets = [out_dir / f"{i:04d}.png" for i in range(len(prompts))]
+        targets = [out_dir / f"{i:04d}{ending}" for i in range(len(prompts))]
     else:
         if not args.out:
-            raise UserError("--prompt needs --out FILE.png")
+            raise UserError(f"--prompt needs --out FILE{ending}")
         prompts, out_dir, targets = [args.prompt], Path(args.out).parent, [Path(args.out)]
-        if Path(args.out).suffix.lower() != ".png":
-            raise UserError(f"--out must end in .png, got {args.out}")
+        if Path(args.out).suffix.lower() != ending:
+            raise UserError(f"--out must end in {ending} for this {'video' if video else 'image'} model, "
+                            f"got {args.out}")
     for n, prompt in enumerate(prompts):
         try:
             prompts[n] = info.check_prompt(prompt)
@@ -93,12 +99,23 @@ def run(args: argparse.Namespace) -> list[Path]:
         for start in range(0, len(prompts), args.batch_size):
             batch = prompts[start:start + args.batch_size]
             seeds = [args.seed + start + j for j in range(len(batch))]
-            images, _ = studio.generate_batch(batch, seeds, nfe, lora_path)
-            for image, path in zip(images, targets[start:]):
-                save_png(image, path)
-                written.append(path)
+            outputs, _ = studio.generate_batch(batch, seeds, nfe, lora_path)
+            for output, path in zip(outputs, targets[start:]):
+                written += save_output(output, path, info)
             bar.update(len(batch))
     return written
+
+
+def save_output(output, path: Path, info) -> list[Path]:
+    """An image as its PNG; a clip as its mp4 and its lossless filmstrip PNG beside it."""
+    if info.family.media != "video":
+        save_png(output, path)
+        return [path]
+    from PIL import Image
+
+    save_video(output, path, info.fps)
+    save_png(Image.fromarray(filmstrip(output)), path.with_suffix(".png"))
+    return [path, path.with_suffix(".png")]
 
 
 def _check_call_defaults(info, model: str) -> None:

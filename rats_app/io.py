@@ -10,17 +10,20 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from rats_app.errors import UserError
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename over ``path`` (same directory, so the rename is atomic)."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: str = ".tmp") -> Path:
+    """Call ``write(tmp_path)`` then rename over ``path`` (same directory, so the rename is atomic).
+
+    ``suffix``: the temporary file's ending, for writers that pick the format by it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         write(tmp)
@@ -116,3 +119,26 @@ def save_png(image, path: str | os.PathLike) -> None:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+
+
+def to_uint8_frames(clip) -> np.ndarray:
+    """Float frames in [0, 1] (a pipeline's ``output_type="np"``) -> uint8, rounded as the contracts ask."""
+    clip = np.asarray(clip)
+    return clip if clip.dtype == np.uint8 else np.clip(np.round(clip * 255), 0, 255).astype(np.uint8)
+
+
+def save_video(clip, path: str | os.PathLike, fps: int) -> Path:
+    """A clip (F x H x W x 3) as an H.264 mp4 that browsers play (yuv420p), written atomically."""
+    import imageio.v2 as imageio
+
+    frames = to_uint8_frames(clip)
+
+    def write(tmp: str) -> None:
+        imageio.mimwrite(tmp, list(frames), format="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
+                         quality=9, macro_block_size=1, ffmpeg_log_level="error")
+    return atomic_write(path, write, suffix=".mp4")
+
+
+def filmstrip(clip) -> np.ndarray:
+    """The frames side by side: F x H x W x 3 -> H x (F W) x 3 uint8 (lossless as a PNG)."""
+    return np.concatenate(list(to_uint8_frames(clip)), axis=1)

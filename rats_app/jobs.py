@@ -22,6 +22,7 @@ from rats_app.training.callbacks import TrainerCallback
 from rats_app.worlds import REPO_ROOT, worlds
 
 RUNS_DIR = REPO_ROOT / "runs" / "app"
+UPLOAD_FILE = "upload.json"  # beside an uploaded LoRA: the model it was checked against
 
 
 @dataclass
@@ -123,20 +124,34 @@ class JobManager:
         return samples[-1] if samples else None
 
 
-def list_loras(runs_dir: Path = RUNS_DIR, uploads_dir: Path | None = None) -> dict[str, str]:
+def _same_model(a, b) -> bool:
+    from rats_app.models import resolve_model_path
+
+    return resolve_model_path(a).resolve() == resolve_model_path(b).resolve()
+
+
+def list_loras(runs_dir: Path = RUNS_DIR, uploads_dir: Path | None = None, model=None) -> dict[str, str]:
     """Selectable LoRAs: label -> directory. The worlds' shipped ones first, then finished or stopped
-    runs, then uploaded LoRAs (which are files, not runs)."""
+    runs, then uploaded LoRAs (files, not runs); with ``model``, only those made for that model."""
     loras = {}
     for world in worlds().values():
-        if (world.lora_dir / LORA_WEIGHT_NAME).exists():
+        if (world.lora_dir / LORA_WEIGHT_NAME).exists() and (model is None or _same_model(world.model_dir, model)):
             loras[f"shipped RATS ({world.lora_dir.relative_to(REPO_ROOT)})"] = str(world.lora_dir)
     for run in sorted(Path(runs_dir).glob("**/run.json")):
         try:
             status = json.loads(run.read_text()).get("status")
+            run_model = json.loads((run.parent / "config.json").read_text()).get("model") if model else None
         except (OSError, ValueError):
             continue
-        if status in ("finished", "stopped") and (run.parent / LORA_WEIGHT_NAME).exists():
+        if status not in ("finished", "stopped") or not (run.parent / LORA_WEIGHT_NAME).exists():
+            continue
+        if model is None or (run_model and _same_model(run_model, model)):
             loras[f"{run.parent.relative_to(runs_dir)} ({status})"] = str(run.parent)
     for upload in sorted(Path(uploads_dir).glob(f"*/{LORA_WEIGHT_NAME}")) if uploads_dir else []:
-        loras[f"uploaded: {upload.parent.name}"] = str(upload.parent)
+        try:
+            upload_model = json.loads((upload.parent / UPLOAD_FILE).read_text()).get("model")
+        except (OSError, ValueError):
+            continue
+        if model is None or _same_model(upload_model, model):
+            loras[f"uploaded: {upload.parent.name}"] = str(upload.parent)
     return loras

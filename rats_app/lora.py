@@ -103,3 +103,78 @@ class EmaLora:
         with torch.no_grad():
             for name, shadow in zip(self.params, self.ema.shadow_params):
                 shadow.copy_(state[name])
+
+
+# ---------------------------------------------------------------------------- checking a LoRA file
+MAX_LORA_BYTES = int(os.environ.get("RATS_MAX_LORA_MB", "2048")) * 2**20
+
+
+def _targets_from_metadata(file: Path) -> list[str] | None:
+    """The target_modules a diffusers-saved LoRA declares in its adapter metadata (None: not declared)."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        meta = (f.metadata() or {}).get("lora_adapter_metadata")
+    try:
+        targets = json.loads(meta).get("transformer.target_modules") if meta else None
+    except (ValueError, AttributeError):
+        return None
+    return list(targets) if isinstance(targets, (list, tuple)) else None
+
+
+def _matches(module: str, targets: list[str]) -> bool:
+    """peft's rule for a list of target names: the module name is one, or ends with '.' + one."""
+    return any(module == t or module.endswith("." + t) for t in targets)
+
+
+def check_lora_file(pipe, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Everything that can be wrong with a LoRA for this pipeline, found before it touches the
+    pipeline: size, format (through diffusers' own converters), keys that name no layer, shapes,
+    NaN or infinite values, halves of a pair, and layers its own config targets but it lacks.
+    Returns its tensors in diffusers naming; raises UserError naming the first problem."""
+    from rats_app.errors import UserError
+    from rats_app.models import resolve_lora
+
+    file = resolve_lora(path)
+    if file.stat().st_size > MAX_LORA_BYTES:
+        raise UserError(f"{file.name} is {file.stat().st_size / 2**20:.0f} MB, over the {MAX_LORA_BYTES >> 20} MB "
+                        "limit for a LoRA (RATS_MAX_LORA_MB)")
+    try:
+        state = type(pipe).lora_state_dict(str(file.parent), weight_name=file.name)
+    except Exception as exc:  # not safetensors, truncated, or a layout no converter knows
+        raise UserError(f"{file.name} is not a LoRA this model's loader can read ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'})") from None
+    state = state[0] if isinstance(state, tuple) else state
+    if not state:
+        raise UserError(f"{file.name} holds no tensors")
+    layers = dict(pipe.transformer.named_modules())
+    ranks: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in state.items():
+        module, _, part = key.removeprefix("transformer.").rpartition(".lora_")
+        if not key.startswith("transformer.") or part not in ("A.weight", "B.weight"):
+            raise UserError(f"{file.name}: {key} is not a transformer LoRA weight (lora_A / lora_B)")
+        layer = layers.get(module)
+        if layer is None or not hasattr(layer, "in_features"):
+            raise UserError(f"{file.name}: {key} names no linear layer of this model's "
+                            f"{type(pipe.transformer).__name__} — a LoRA for another model?")
+        if not torch.isfinite(tensor).all():
+            raise UserError(f"{file.name}: {key} holds NaN or infinite values")
+        ranks.setdefault(module, {})[part[0]] = tensor
+    for module, pair in ranks.items():
+        if set(pair) != {"A", "B"}:
+            raise UserError(f"{file.name}: {module} has lora_{next(iter(pair))} without its other half")
+        layer, a, b = layers[module], pair["A"], pair["B"]
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != layer.in_features or b.shape[0] != layer.out_features \
+                or a.shape[0] != b.shape[1]:
+            raise UserError(f"{file.name}: {module} has shapes A {tuple(a.shape)}, B {tuple(b.shape)}; this model's "
+                            f"layer is {layer.in_features} -> {layer.out_features} — a LoRA for another model?")
+    targets = _targets_from_metadata(file)
+    if targets:
+        missing = [m for m, layer in layers.items() if hasattr(layer, "in_features") and _matches(m, targets)
+                   and m not in ranks and ".lora_" not in m and not m.endswith((".base_layer",))]
+        if missing:
+            raise UserError(f"{file.name} targets {', '.join(targets)} but lacks {len(missing)} of those layers "
+                            f"(e.g. {missing[0]}): a truncated LoRA")
+    return state

@@ -7,6 +7,8 @@ and the settings RATS uses for it.
 | flux.1-schnell | RATS_FLUX_SCHNELL or hub black-forest-labs/FLUX.1-schnell | 1024 | 8 steps, no guidance | attention + text stream + feed-forward |
 | sd3.5-medium | RATS_SD35_MEDIUM or hub stabilityai/stable-diffusion-3.5-medium (gated) | 1024 | 40 steps, CFG 4.5 | attention + text stream + feed-forward |
 | sd3.5-large | RATS_SD35_LARGE or hub stabilityai/stable-diffusion-3.5-large (gated) | 1024 | 28 steps, CFG 3.5 | attention + text stream + feed-forward |
+| wan2.1-t2v-1.3b | RATS_WAN_1_3B or hub Wan-AI/Wan2.1-T2V-1.3B-Diffusers | 480x832, 81 frames | 50 steps, CFG 5, UniPC flow_shift 3 | self- and cross-attention + feed-forward |
+| wan2.1-t2v-14b | RATS_WAN_14B or hub Wan-AI/Wan2.1-T2V-14B-Diffusers | 480x832, 81 frames | 50 steps, CFG 5, UniPC flow_shift 3 | self- and cross-attention + feed-forward |
 | local directory | any supported pipeline directory given as the model | from the model | 50 steps | attention |
 
 The embedded worlds' models (Shapes World, Moving Shapes) are not presets: they come from the
@@ -14,7 +16,10 @@ world registry (rats_app.worlds) and are always on the machine.
 
 FLUX-dev's guidance is a distilled *input*: teacher and student both take it (one pass per step).
 SD3's is classifier-free guidance: the teacher makes two passes per step, and the RATS student
-is trained and run at ``guidance_scale=1`` — one pass — so it learns to need no CFG.
+is trained and run at ``guidance_scale=1`` — one pass — so it learns to need no CFG. Wan's CFG
+stays on for the student (two passes), so a Wan RATS LoRA runs with the model's own call settings;
+it trains on the flow-matching Euler grid of the model's shift and runs with that solver
+(recorded in its rats.json), while teacher and baseline use the checkpoint's UniPC.
 
 A preset whose weights are missing says which id or path it looked for and how to supply it —
 never a silent download attempt: hub ids are used only when already in the local cache, or when
@@ -36,6 +41,8 @@ FLUX_FULL = ATTENTION + ["add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
 # SD3's joint blocks: image and text attention projections and both feed-forward paths.
 SD3_FULL = ATTENTION + ["add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "ff.net.0.proj", "ff.net.2",
                         "ff_context.net.0.proj", "ff_context.net.2"]
+# Wan's blocks: self- (attn1) and cross-attention (attn2) projections match ATTENTION; plus the feed-forward.
+WAN_FULL = ATTENTION + ["ffn.net.0.proj", "ffn.net.2"]
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,13 @@ class ModelPreset:
     guidance: float | None       # FLUX-dev's distilled guidance value, SD3's CFG scale; None: no guidance
     lora_targets: list[str] = field(default_factory=lambda: list(ATTENTION))
     note: str = ""
+    width: int | None = None     # None: square (resolution x resolution)
+    frames: int | None = None    # video presets: frames per clip
 
     def call_kwargs(self) -> dict:
-        kwargs = {"height": self.resolution, "width": self.resolution}
+        kwargs = {"height": self.resolution, "width": self.width or self.resolution}
+        if self.frames is not None:
+            kwargs["num_frames"] = self.frames
         if self.guidance is not None:
             kwargs["guidance_scale"] = self.guidance
         return kwargs
@@ -63,6 +74,11 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
                                   8, None, FLUX_FULL, note="already a 1-4 step model; its teacher runs 8 steps"),
     "sd3.5-medium": ModelPreset("sd3.5-medium", "stabilityai/stable-diffusion-3.5-medium", "RATS_SD35_MEDIUM", 1024,
                                 40, 4.5, SD3_FULL, note="gated on the hub: accept the licence and `huggingface-cli login`"),
+    "wan2.1-t2v-1.3b": ModelPreset("wan2.1-t2v-1.3b", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "RATS_WAN_1_3B", 480, 50,
+                                   5.0, WAN_FULL, note="about 28 GB of weights in float32 (UMT5-XXL included)",
+                                   width=832, frames=81),
+    "wan2.1-t2v-14b": ModelPreset("wan2.1-t2v-14b", "Wan-AI/Wan2.1-T2V-14B-Diffusers", "RATS_WAN_14B", 480, 50, 5.0,
+                                  WAN_FULL, note="train it sharded: docs/real-models.md (FSDP)", width=832, frames=81),
     "sd3.5-large": ModelPreset("sd3.5-large", "stabilityai/stable-diffusion-3.5-large", "RATS_SD35_LARGE", 1024,
                                28, 3.5, SD3_FULL, note="gated on the hub: accept the licence and `huggingface-cli login`"),
 }

@@ -34,6 +34,7 @@ class ModelInfo:
     height: int | None = None                  # None: the pipeline's default
     width: int | None = None
     frames: int | None = None                  # clips only
+    fps: int = 16                              # clips only: playback rate of written videos
     world_id: str | None = None
     pipeline_class: str = ""                   # as model_index.json names it
 
@@ -107,7 +108,7 @@ def read_model_info(model: str | os.PathLike) -> ModelInfo:
         meta = _read_json(world)
         info.vocabulary = frozenset(meta["vocabulary"]) if "vocabulary" in meta else None
         info.height, info.width = meta.get("height", 64), meta.get("width", 64)
-        info.frames, info.world_id = meta.get("frames"), meta.get("world")
+        info.frames, info.world_id, info.fps = meta.get("frames"), meta.get("world"), meta.get("fps", 16)
     return info
 
 
@@ -149,13 +150,37 @@ def resolve_lora(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_lora(pipe, path: str | os.PathLike, adapter_name: str = "default") -> None:
-    """Load a diffusers-format LoRA into the pipeline; a mismatch names the file."""
+def lora_record(path: str | os.PathLike) -> dict:
+    """The student record a RATS run writes beside its LoRA (rats.json); {} for other LoRAs."""
     file = resolve_lora(path)
+    record = file.parent / "rats.json"
+    if not record.exists():
+        return {}
+    data = _read_json(record)
+    return data if isinstance(data, dict) else {}
+
+
+def load_lora(pipe, path: str | os.PathLike, adapter_name: str = "default") -> None:
+    """Check a LoRA against the pipeline (rats_app.lora.check_lora_file), then load it as a named
+    adapter; a LoRA that does not fit never reaches the pipeline, and a load that fails anyway
+    leaves no half-loaded adapter behind."""
+    from rats_app.lora import check_lora_file
+
+    file = resolve_lora(path)
+    record = lora_record(file)
+    if record.get("pipeline") and record["pipeline"] != type(pipe).__name__:
+        raise UserError(f"LoRA {file} does not fit this model: it is a RATS LoRA for a {record['pipeline']} "
+                        f"({record.get('media', 'image')}) model, and this is a {type(pipe).__name__}")
+    try:
+        check_lora_file(pipe, file)
+    except UserError as exc:
+        raise UserError(f"LoRA {file} does not fit this model: {exc}") from None
     try:
         pipe.load_lora_weights(str(file.parent), weight_name=file.name, adapter_name=adapter_name)
     except Exception as exc:  # peft / diffusers raise many types for a LoRA that does not fit
-        raise UserError(f"LoRA {file} does not fit this model: {str(exc).splitlines()[0]}") from exc
+        if adapter_name in getattr(pipe.transformer, "peft_config", {}):
+            pipe.delete_adapters(adapter_name)
+        raise UserError(f"LoRA {file} does not fit this model: {str(exc).splitlines()[0]}") from None
 
 
 def check_nfe(nfe: int, name: str = "nfe") -> int:

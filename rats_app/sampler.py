@@ -51,15 +51,6 @@ class Schedule:
         return self.scheduler.step(v, self.timesteps[i], x, return_dict=False)[0]
 
 
-def euler_scheduler(scheduler) -> FlowMatchEulerDiscreteScheduler:
-    """A flow-matching Euler scheduler on the model's own shift: a copy of it when it is one, else
-    built from a flow solver's config (UniPC's ``flow_shift``) — the grid RATS trains on."""
-    if isinstance(scheduler, FlowMatchEulerDiscreteScheduler):
-        return copy.deepcopy(scheduler)
-    shift = scheduler.config.get("flow_shift") or scheduler.config.get("shift") or 1.0
-    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=scheduler.config.num_train_timesteps, shift=shift)
-
-
 def schedule(family: ModelFamily, num_steps: int, image_seq_len: int, sigmas: np.ndarray | None = None,
              solver: str = "native") -> Schedule:
     """Timesteps and sigmas exactly as the pipeline computes them, on a private scheduler copy
@@ -68,7 +59,7 @@ def schedule(family: ModelFamily, num_steps: int, image_seq_len: int, sigmas: np
         raise ValueError(f"unknown solver {solver!r}; expected one of {SOLVERS}")
     native = family.pipe.scheduler
     euler = solver == "euler" or isinstance(native, FlowMatchEulerDiscreteScheduler)
-    scheduler = euler_scheduler(native) if euler else copy.deepcopy(native)
+    scheduler = family.euler_scheduler() if euler else copy.deepcopy(native)
     kwargs = {}
     if family.passes_mu(scheduler):
         config = scheduler.config

@@ -104,3 +104,24 @@ def train_tiny(prepare_tiny):
     def train(out, resume=False, callbacks=(), **kwargs):
         return prepare_tiny(out, resume, **kwargs).train(list(callbacks))
     return train
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_dir(tmp_path_factory):
+    """A randomly initialised tiny Moving Shapes WanPipeline saved like the shipped one (9 x 32 x 32)."""
+    import torch
+
+    from rats_app.io import write_json
+    from rats_app.worlds.moving_shapes.model import MAX_SEQUENCE_LENGTH, WanWorldConfig, build_world_pipeline
+    from rats_app.worlds.moving_shapes.prompts import vocabulary
+
+    torch.manual_seed(0)
+    config = WanWorldConfig(z_dim=8, vae_base_dim=8, text_dim=32, text_layers=1, layers=2, heads=2, head_dim=24,
+                            ffn_dim=64, freq_dim=32)
+    pipe = build_world_pipeline(config, seed=0)
+    path = tmp_path_factory.mktemp("tiny-wan") / "model"
+    pipe.save_pretrained(path)
+    write_json(path / "call_defaults.json", {"max_sequence_length": MAX_SEQUENCE_LENGTH, "guidance_scale": 3.0})
+    write_json(path / "world.json", {"world": "moving-shapes/v1", "vocabulary": vocabulary(), "height": 32,
+                                     "width": 32, "frames": 9, "fps": 8})
+    return path

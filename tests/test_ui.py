@@ -83,7 +83,7 @@ def test_lora_upload_validation_keeps_nothing_bad(env, tmp_path):
     good = tmp_path / "mine.safetensors"
     shutil.copyfile(env["lora"] / "pytorch_lora_weights.safetensors", good)
     target = handlers.save_uploaded_lora(studio, str(good), jobs.uploads_dir)
-    assert target in handlers.lora_choices(jobs).values()
+    assert target in handlers.lora_choices(jobs, studio).values()
 
 
 # ------------------------------------------------------------------ the running app

@@ -4,6 +4,7 @@
 |---|---|---|---|---|
 | flux | FluxPipeline | 2x2 patches packed into tokens | FLUX-dev: distilled input; any: true CFG | same guidance as the teacher |
 | sd3 | StableDiffusion3Pipeline | B x C x h x w | classifier-free, one batched pass | no guidance: one pass per step |
+| wan | WanPipeline (video) | B x C x F x h x w | classifier-free, two passes | same guidance as the teacher |
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from rats_app.errors import UserError
 from rats_app.families.base import Conditioning, ModelFamily, Size
 from rats_app.families.flux import FluxFamily
 from rats_app.families.sd3 import SD3Family
+from rats_app.families.wan import WanFamily
 
-FAMILIES: tuple[type[ModelFamily], ...] = (FluxFamily, SD3Family)
+FAMILIES: tuple[type[ModelFamily], ...] = (FluxFamily, SD3Family, WanFamily)
 SUPPORTED_PIPELINES = tuple(f.pipeline_class_name for f in FAMILIES)
 
 

@@ -10,6 +10,7 @@ family; adding a family means one module that subclasses ``ModelFamily`` and one
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from typing import Callable, ClassVar
@@ -117,14 +118,23 @@ class ModelFamily(ABC):
         """Tokens per sample (what a dynamic timestep shift depends on)."""
 
     # ---------------------------------------------------------------- schedule
-    def base_sigmas(self, num_steps: int) -> np.ndarray:
-        """The grid before the scheduler's shift: what FlowMatchEulerDiscreteScheduler.set_timesteps
-        builds when given no sigmas (SD3, Wan); FLUX overrides it."""
+    def euler_scheduler(self):
+        """A flow-matching Euler scheduler on the model's own shift (what RATS trains on): a copy of the
+        pipeline's when it is one, else built from a flow solver's config (UniPC's ``flow_shift``)."""
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
         scheduler = self.pipe.scheduler
+        if isinstance(scheduler, FlowMatchEulerDiscreteScheduler):
+            return copy.deepcopy(scheduler)
+        shift = scheduler.config.get("flow_shift") or scheduler.config.get("shift") or 1.0
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=scheduler.config.num_train_timesteps, shift=shift)
+
+    def base_sigmas(self, num_steps: int) -> np.ndarray:
+        """The Euler grid before the shift: what FlowMatchEulerDiscreteScheduler.set_timesteps builds
+        when given no sigmas (SD3, Wan); FLUX overrides it."""
+        scheduler = self.euler_scheduler()
         n = scheduler.config.num_train_timesteps
-        sigma_max = getattr(scheduler, "sigma_max", 1.0)
-        sigma_min = getattr(scheduler, "sigma_min", 1.0 / n)
-        return np.linspace(sigma_max * n, sigma_min * n, num_steps) / n
+        return np.linspace(scheduler.sigma_max * n, scheduler.sigma_min * n, num_steps) / n
 
     def refined_sigmas(self, num_steps: int, subdivisions: int) -> np.ndarray:
         """A grid of num_steps * subdivisions steps that contains every point of the num_steps grid.

@@ -64,6 +64,7 @@ class Reward:
     """Base class. Subclasses implement ``_score`` on checked, [0, 1] images."""
 
     name: str = "reward"
+    media: str = "image"  # what it scores: "image" (B x 3 x H x W) or "video" (B x 3 x F x H x W)
 
     def score(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """Differentiable scores (B,), on the reward model's device."""

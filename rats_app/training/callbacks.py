@@ -43,6 +43,8 @@ class RunInfo:
     student_call: dict            # keyword arguments of the plain pipeline call that runs the student
     teacher_steps: int
     student_guidance_differs: bool  # the student runs with another guidance than the teacher (SD3)
+    solver: str = "euler"           # the sampler solver the student trained with (rats_app.sampler)
+    media: str = "image"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A training run's output directory: what is in it, and the rules that keep it safe.
 
     DIR/pytorch_lora_weights.safetensors   the student LoRA (diffusers format), refreshed at checkpoints
+    DIR/rats.json                          how the student runs: solver, steps, call settings, family
     DIR/config.json, DIR/config.yaml       the resolved config
     DIR/metrics.jsonl                      one JSON line per step
     DIR/samples/step_000050.png            sample grids at fixed prompts and seeds
@@ -29,6 +30,14 @@ from rats_app.lora import save_lora
 from rats_app.training.callbacks import Checkpoint, RunInfo, Samples, StepMetrics, TrainerCallback
 
 CHECKPOINT = Path("checkpoint") / "state.pt"
+STUDENT_FILE = "rats.json"
+
+
+def student_record(run: RunInfo) -> dict:
+    """What the app and the CLI need to run the student as it was trained (beside the LoRA)."""
+    return {"solver": run.solver, "student_steps": run.config.student_steps, "family": run.family,
+            "pipeline": run.pipeline_class, "media": run.media, "base_model": run.config.model,
+            "call": run.student_call}
 RESUMABLE_CHANGES = {"steps", "sample_every", "checkpoint_every", "device", "watch_every", "parallel"}
 
 
@@ -110,6 +119,7 @@ class RunDirectory(TrainerCallback):
     def on_checkpoint(self, run: RunInfo, checkpoint: Checkpoint) -> None:
         save_torch_state(self.path / CHECKPOINT, checkpoint.state)
         save_lora(self.path, checkpoint.lora, checkpoint.lora_config)
+        write_json(self.path / STUDENT_FILE, student_record(run))
         write_json(self.path / "run.json", {"status": "running", "step": checkpoint.step})
 
     def on_samples(self, run: RunInfo, samples: Samples) -> None:

@@ -90,8 +90,10 @@ class RatsTrainer:
         self.config, self.accelerator = config, accelerator
         self.output_dir = output_dir
         self.pipe, self.info = components.pipe, components.info
-        self.reward, self.watch_rewards, self.prompts = components.reward, components.watch_rewards, components.prompts
         self.family = family_of(self.pipe)
+        self.reward = self._for_media(components.reward)
+        self.watch_rewards = {n: self._for_media(r) for n, r in components.watch_rewards.items()}
+        self.prompts = components.prompts
         self.device = self.family.device
         self.dtype = self.pipe.transformer.dtype
         self.size: Size = self.info.size(self.family)
@@ -125,6 +127,14 @@ class RatsTrainer:
                     if getattr(self.pipe, name, None) is not None:
                         getattr(self.pipe, name).to("cpu")
 
+    def _for_media(self, reward):
+        """Clips are scored frame by frame by an image reward (on ``reward_frames`` of them)."""
+        if self.family.media == "video" and getattr(reward, "media", "image") == "image":
+            from rats_app.rewards.video import FrameWiseReward
+
+            return FrameWiseReward(reward, self.config.reward_frames)
+        return reward
+
     # ------------------------------------------------------------------ what the run is
     @property
     def sample_prompts(self) -> list[str]:
@@ -146,12 +156,16 @@ class RatsTrainer:
 
     def run_info(self) -> RunInfo:
         cfg = self.config
-        call = {"num_inference_steps": cfg.student_steps, **self.info.call_defaults}
+        canvas = {"height": self.size.height, "width": self.size.width}
+        if self.size.frames is not None:
+            canvas["num_frames"] = self.size.frames
+        call = {"num_inference_steps": cfg.student_steps, **canvas, **self.info.call_defaults}
         call = student_call(self.family, call) if self.student_guidance != self.guidance_scale else call
         return RunInfo(config=cfg, output_dir=self.output_dir, family=self.family.name,
                        pipeline_class=type(self.pipe).__name__, processes=self.processes, student_call=call,
                        teacher_steps=cfg.student_steps * self.teacher_subdivisions(cfg.student_steps),
-                       student_guidance_differs=self.student_guidance != self.guidance_scale)
+                       student_guidance_differs=self.student_guidance != self.guidance_scale,
+                       solver=TRAINING_SOLVER, media=self.family.media)
 
     # ------------------------------------------------------------------ one rollout
     @torch.no_grad()
@@ -165,10 +179,13 @@ class RatsTrainer:
                 self._text_cache[p] = part.to(self.device)
         return Conditioning.cat([self._text_cache[p] for p in prompts])
 
-    def batch(self, step: int) -> tuple[list[str], torch.Tensor]:
-        """The prompts and the shared noise of a step (a function of seed, step and process)."""
+    def batch(self, step: int, micro: int = 0) -> tuple[list[str], torch.Tensor]:
+        """The prompts and the shared noise of one micro-batch: a function of seed, step and stream,
+        the stream being process * accumulation + micro, so N processes and N accumulated
+        micro-batches on one process draw the same global batch."""
         cfg = self.config
-        rng = np.random.default_rng([cfg.seed, step, self.accelerator.process_index if self.accelerator else 0])
+        process = self.accelerator.process_index if self.accelerator else 0
+        rng = np.random.default_rng([cfg.seed, step, process * cfg.gradient_accumulation_steps + micro])
         prompts = [self.prompts[i] for i in rng.integers(len(self.prompts), size=cfg.batch_size)]
         seeds = rng.integers(2**31, size=cfg.batch_size)
         generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
@@ -215,16 +232,22 @@ class RatsTrainer:
         """bfloat16 base weights with float32 LoRA: autocast makes the matmuls agree."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
 
-    def train_step(self) -> StepMetrics:
-        cfg, started = self.config, time.perf_counter()
+    def _micro_step(self, micro: int) -> tuple[RolloutResult, object]:
+        """One micro-batch: rollout, loss, backward (scaled for accumulation)."""
+        cfg = self.config
         with self._autocast():
-            out = self.rollout(*self.batch(self.step))
+            out = self.rollout(*self.batch(self.step, micro))
             weights = cfg.weights if out.student_horizons and len(cfg.weights) == len(out.student_horizons) else None
             loss = rats_loss(out.reward_student, out.reward_teacher, out.teacher_horizons, out.student_horizons,
                              weights, alpha=cfg.alpha, reward_weight=cfg.reward_weight, tau=cfg.tau, gate=cfg.gate,
                              distance=cfg.match_distance)
+        (loss.loss / cfg.gradient_accumulation_steps).backward()
+        return out, loss
+
+    def train_step(self) -> StepMetrics:
+        cfg, started = self.config, time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.loss.backward()
+        parts = [self._micro_step(j) for j in range(cfg.gradient_accumulation_steps)]
         params = list(self.params.values())
         if not self.sharded and self.processes > 1:
             average_gradients(self.accelerator, params)  # FSDP reduce-scatters gradients itself
@@ -234,17 +257,22 @@ class RatsTrainer:
         self.scheduler.step()
         self.ema.update()
         self.step += 1
+        out = parts[-1][0]
         watch = {}
         if self.watch_rewards and self.step % cfg.watch_every == 0:
             with torch.no_grad():
                 images = out.student_images.detach()
                 watch = {n: r.score(images, out.prompts).float().mean().item() for n, r in self.watch_rewards.items()}
+
+        def mean(get) -> float:
+            return float(np.mean([get(o, loss) for o, loss in parts]))
         has_teacher = out.teacher is not None
         return StepMetrics(
-            step=self.step, loss=loss.loss.item(), matching=loss.matching.item(),
-            gated_matching=loss.gated_matching.item(), reward_student=out.reward_student.mean().item(),
-            reward_teacher=out.reward_teacher.mean().item() if has_teacher else None,
-            gate_mean=loss.gate.mean().item() if has_teacher else None, grad_norm=float(norm), lr=lr,
+            step=self.step, loss=mean(lambda o, l: l.loss.item()), matching=mean(lambda o, l: l.matching.item()),
+            gated_matching=mean(lambda o, l: l.gated_matching.item()),
+            reward_student=mean(lambda o, l: o.reward_student.mean().item()),
+            reward_teacher=mean(lambda o, l: o.reward_teacher.mean().item()) if has_teacher else None,
+            gate_mean=mean(lambda o, l: l.gate.mean().item()) if has_teacher else None, grad_norm=float(norm), lr=lr,
             step_time=time.perf_counter() - started, peak_memory_mb=peak_memory_mb(self.device),
             student_steps=len(out.student.x0_preds), watch=watch)
 

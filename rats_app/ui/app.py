@@ -33,19 +33,22 @@ CSS = """
 def _header(ctx: AppContext, shared: dict) -> None:
     jobs, studio = ctx.jobs, ctx.default_studio
 
-    def lora_dropdown(selected_dir: str | None = None):
-        choices = handlers.lora_choices(jobs)
+    def lora_dropdown(selected_dir: str | None = None, model_label: str | None = None):
+        choices = handlers.lora_choices(jobs, ctx.studio(model_label or ctx.default_label))
         labels = list(choices) + [NO_LORA]
         value = next((label for label, d in choices.items() if d == selected_dir), labels[0])
         return gr.update(choices=labels, value=value)
 
     def select_model(label):
+        """A model whose weights are here becomes this session's; its own LoRAs are listed."""
         try:
             ctx.check(label)
         except Exception as exc:
             gr.Warning(str(exc))
-            return ctx.default_label, ctx.default_label
-        return label, label
+            label = ctx.default_label
+        choices = handlers.lora_choices(jobs, ctx.studio(label))
+        first = next(iter(choices.values()), None)
+        return label, label, lora_dropdown(first, label), first
 
     def loading_status():
         if not studio.loaded:
@@ -59,13 +62,13 @@ def _header(ctx: AppContext, shared: dict) -> None:
     @shown
     def upload_lora(path, model_label):
         target = handlers.save_uploaded_lora(ctx.studio(model_label), path, jobs.uploads_dir)
-        return lora_dropdown(target), target
+        return lora_dropdown(target, model_label), target
 
     gr.Markdown("# RATS Studio\nFew-step, preference-aligned generation — Reward-Aware Trajectory Shaping "
                 "(Li et al., arXiv 2604.14910). Default world: **Shapes World** (offline, CPU).")
     status = gr.Markdown("⏳ Loading the model…", elem_id="load-status")
     load_timer = gr.Timer(1.0)
-    lora_dir = gr.State(next(iter(handlers.lora_choices(jobs).values()), None))  # shipped first
+    lora_dir = gr.State(next(iter(handlers.lora_choices(jobs, studio).values()), None))  # shipped first
     model_state = gr.State(ctx.default_label)
     with gr.Row():
         model = gr.Dropdown(label="Model", choices=ctx.labels(), value=ctx.default_label, elem_id="model-select",
@@ -78,9 +81,10 @@ def _header(ctx: AppContext, shared: dict) -> None:
         (lambda d: lora_dropdown(d), lora_dir, lora),
     ]
     load_timer.tick(loading_status, None, [status, load_timer], api_visibility="private")
-    lora.change(lambda label: handlers.lora_choices(jobs).get(label), lora, lora_dir, api_visibility="private")
+    lora.change(lambda label, m: handlers.lora_choices(jobs, ctx.studio(m)).get(label), [lora, model_state], lora_dir,
+                api_visibility="private")
     upload.upload(upload_lora, [upload, model_state], [lora, lora_dir], api_visibility="private")
-    model.change(select_model, model, [model, model_state], api_visibility="private")
+    model.change(select_model, model, [model, model_state, lora, lora_dir], api_visibility="private")
 
 
 def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> gr.Blocks:

@@ -15,8 +15,8 @@ from rats_app.api import GeneratedImage, Studio
 from rats_app.config import TrainConfig
 from rats_app.errors import UserError
 from rats_app.fields import default_of
-from rats_app.io import read_prompts, write_text
-from rats_app.jobs import JobManager, list_loras
+from rats_app.io import read_prompts, write_json, write_text
+from rats_app.jobs import UPLOAD_FILE, JobManager, list_loras
 from rats_app.models import LORA_WEIGHT_NAME
 
 MAX_PROMPT_CHARS = 300
@@ -160,11 +160,13 @@ def save_uploaded_lora(studio: Studio, upload_path: str | None, uploads_dir: Pat
     except Exception:
         shutil.rmtree(target, ignore_errors=True)  # a LoRA that does not fit is not kept
         raise
+    write_json(target / UPLOAD_FILE, {"model": str(studio.model_path), "file": source.name})
     return str(target)
 
 
-def lora_choices(jobs: JobManager) -> dict[str, str]:
-    return list_loras(jobs.runs_dir.parent, jobs.uploads_dir)  # runs from the CLI too, not only the app's
+def lora_choices(jobs: JobManager, studio: Studio) -> dict[str, str]:
+    """The LoRAs made for this studio's model: shipped, trained (by the CLI too, not only the app), uploaded."""
+    return list_loras(jobs.runs_dir.parent, jobs.uploads_dir, model=studio.model_path)
 
 
 def metrics_plot(metrics: list[dict]):

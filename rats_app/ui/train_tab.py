@@ -50,12 +50,13 @@ def build(ctx, shared) -> None:
             return "Stop requested: the run saves a loadable LoRA at the end of the current step."
         return "No training run is in progress."
 
-    def poll(seen_dir):
+    def poll(seen_dir, model_label):
         state = jobs.state
         done = state.status in ("finished", "stopped", "failed")
         dropdown, lora_dir = gr.update(), gr.update()
         if done and state.output_dir != seen_dir and state.status != "failed":
-            dropdown, lora_dir, seen_dir = shared["lora_dropdown"](state.output_dir), state.output_dir, state.output_dir
+            dropdown = shared["lora_dropdown"](state.output_dir, model_label)
+            lora_dir, seen_dir = state.output_dir, state.output_dir
         sample_path = jobs.latest_sample()
         return (handlers.progress_text(jobs), handlers.metrics_plot(state.metrics),
                 str(sample_path) if sample_path else None, dropdown, lora_dir, seen_dir,
@@ -63,5 +64,6 @@ def build(ctx, shared) -> None:
 
     start.click(train, [*form, source, typed, prompt_file, shared["model_state"]], [progress, timer], api_name="train")
     stop_button.click(stop, None, progress, api_name="stop_training")
-    timer.tick(poll, seen_run, [progress, curves, sample, shared["lora"], shared["lora_dir"], seen_run, timer],
+    timer.tick(poll, [seen_run, shared["model_state"]],
+               [progress, curves, sample, shared["lora"], shared["lora_dir"], seen_run, timer],
                api_visibility="private")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
 
+from rats_app.io import load_tensors
 from rats_app.training.loop import Stage, run_stage
 from rats_app.training.schedules import lr_scheduler
 from rats_app.worlds.moving_shapes.data import sample_batch
@@ -38,6 +39,8 @@ def train_vae(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
         return AutoencoderKLWan.from_pretrained(final).to(device())
     torch.manual_seed(cfg.seed)
     vae = build_vae(WanWorldConfig()).to(device())
+    if cfg.vae_init:
+        vae.load_state_dict(load_tensors(cfg.vae_init))
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     scheduler = lr_scheduler(optimizer, "cosine", cfg.vae_steps, warmup_steps=100)
 
