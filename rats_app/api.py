@@ -26,7 +26,7 @@ class GeneratedImage:
     label: str
     nfe: int
     latency_ms: float
-    scores: dict[str, float | str] = field(default_factory=dict)  # reward name -> score or "unavailable"
+    scores: dict[str, float] = field(default_factory=dict)  # reward (or video measure) name -> score
 
 
 class Studio:
@@ -53,6 +53,12 @@ class Studio:
                 self._pipe, self._info = load_pipeline(self.model_path, device=self.device)
                 self._family = family_of(self._pipe)
             return self._pipe, self._info
+
+    @property
+    def media(self) -> str:
+        """"image" or "video" (loads the model)."""
+        self.load()
+        return self._family.media
 
     @property
     def loaded(self) -> bool:
@@ -144,8 +150,8 @@ class Studio:
         return GeneratedImage(outputs[0], label, check_nfe(nfe), latency)
 
     def score(self, items: list[GeneratedImage], prompt: str) -> None:
-        """Fill each item's scores: every reward that loads (unavailable ones say so), and for clips
-        the model-free temporal measures (VBench's flickering, optical-flow motion)."""
+        """Fill each item's scores: every reward that loads (``reward_errors`` says why the others
+        do not), and for clips the model-free temporal measures (VBench's flickering, optical-flow motion)."""
         for name, reward in self.rewards().items():
             values = reward.score_fast([item.image for item in items], [prompt] * len(items))
             for item, value in zip(items, values.tolist()):
@@ -155,36 +161,50 @@ class Studio:
 
             for item in items:
                 item.scores.update({name: round(measure(item.image), 4) for name, measure in VIDEO_MEASURES.items()})
-        for name in self._reward_errors:
-            for item in items:
-                item.scores[name] = "unavailable"
 
     def default_lora(self) -> str | None:
         """The RATS LoRA shipped with this model's world, if any."""
         lora = self.info.shipped_lora()
         return None if lora is None else str(lora)
 
+    @staticmethod
+    def check_nfes(nfes, teacher_nfe: int) -> tuple[list[int], int]:
+        """The one NFE rule of compare and sweep: valid step counts, the teacher's at least the students'."""
+        nfes = sorted({check_nfe(n) for n in nfes})
+        if not nfes:
+            raise UserError("choose at least one NFE")
+        teacher_nfe = check_nfe(teacher_nfe, "teacher_nfe")
+        if teacher_nfe < nfes[-1]:
+            raise UserError(f"teacher NFE ({teacher_nfe}) must be at least the student NFE ({nfes[-1]})")
+        return nfes, teacher_nfe
+
+    def compare_stream(self, prompt: str, seed: int, nfe: int, teacher_nfe: int = 50,
+                       lora: str | Path | None = "shipped"):
+        """Baseline @ nfe and RATS @ nfe first (they are quick), then the teacher @ teacher_nfe too:
+        yields the items done so far, scored; all three share the prompt, seed and noise."""
+        (nfe,), teacher_nfe = self.check_nfes([nfe], teacher_nfe)
+        lora = self.default_lora() if lora == "shipped" else lora
+        students = [self.generate(prompt, seed, nfe, "Baseline")]
+        if lora is not None:
+            students.append(self.generate(prompt, seed, nfe, "RATS", lora=lora))
+        self.score(students, prompt)
+        yield students
+        teacher = self.generate(prompt, seed, teacher_nfe, "Teacher")
+        self.score([teacher], prompt)
+        yield [teacher, *students]
+
     def compare(self, prompt: str, seed: int, nfe: int, teacher_nfe: int = 50,
                 lora: str | Path | None = "shipped") -> list[GeneratedImage]:
         """Teacher @ teacher_nfe, baseline @ nfe and RATS @ nfe: same prompt, seed and noise."""
-        nfe, teacher_nfe = check_nfe(nfe, "nfe"), check_nfe(teacher_nfe, "teacher_nfe")
-        if teacher_nfe < nfe:
-            raise UserError(f"teacher NFE ({teacher_nfe}) must be at least the student NFE ({nfe})")
-        lora = self.default_lora() if lora == "shipped" else lora
-        items = [self.generate(prompt, seed, teacher_nfe, "Teacher"), self.generate(prompt, seed, nfe, "Baseline")]
-        if lora is not None:
-            items.append(self.generate(prompt, seed, nfe, "RATS", lora=lora))
-        self.score(items, prompt)
+        *_, items = self.compare_stream(prompt, seed, nfe, teacher_nfe, lora)
         return items
 
     def sweep(self, prompt: str, seed: int, nfes=DEFAULT_SWEEP_NFES, teacher_nfe: int = 50,
               lora: str | Path | None = "shipped") -> list[GeneratedImage]:
         """Baseline and RATS at each NFE plus the teacher: the efficiency-quality frontier."""
-        nfes = sorted({check_nfe(n) for n in nfes})
-        if not nfes:
-            raise UserError("choose at least one NFE")
+        nfes, teacher_nfe = self.check_nfes(nfes, teacher_nfe)
         lora = self.default_lora() if lora == "shipped" else lora
-        items = [self.generate(prompt, seed, check_nfe(teacher_nfe, "teacher_nfe"), "Teacher")]
+        items = [self.generate(prompt, seed, teacher_nfe, "Teacher")]
         for n in nfes:
             items.append(self.generate(prompt, seed, n, "Baseline"))
             if lora is not None:

@@ -36,10 +36,11 @@ def env(tmp_path_factory, tiny_world_model_dir, tiny_world_reward, train_tiny, t
 # ------------------------------------------------------------------ handlers, directly
 def test_compare_handler_table(env):
     items, headers, rows = handlers.compare(env["studio"], PROMPT, 3, 2, 4, str(env["lora"]))
-    assert headers[:3] == ["column", "nfe", "latency_ms"] and "shapes" in headers and "hpsv2" in headers
+    assert headers[:3] == ["column", "nfe", "latency_ms"] and "shapes" in headers
     assert [r[0] for r in rows] == ["Teacher @ 4", "Baseline @ 2", "RATS @ 2"]
-    assert rows[0][headers.index("hpsv2")] == "unavailable"
-    assert env["studio"].reward_errors()["hpsv2"].startswith("hpsv2: ")
+    assert "hpsv2" not in headers and env["studio"].reward_errors()["hpsv2"].startswith("hpsv2: ")
+    teacher, baseline, rats = rows
+    assert "(" not in baseline[headers.index("shapes")] and "(" in rats[headers.index("shapes")]  # delta vs baseline
 
 
 @pytest.mark.parametrize("args, message", [
@@ -102,14 +103,15 @@ def test_gradio_client_compare_and_sweep(running_app):
     from gradio_client import Client
 
     client = Client(running_app, verbose=False)
-    teacher, baseline, rats, table = client.predict(PROMPT, 1, 2, 4, api_name="/compare")
+    teacher, baseline, rats, table, *videos = client.predict(PROMPT, 1, 2, 4, api_name="/compare")
+    assert videos == [None, None, None]  # an image model
     assert all(str(p).endswith(".png") for p in (teacher, baseline, rats)), (teacher, baseline, rats)
     assert table["headers"][:3] == ["column", "nfe", "latency_ms"] and len(table["data"]) == 3
     gallery, plot, sweep_table = client.predict(PROMPT, 1, [1, 2], 4, api_name="/sweep")
     assert len(gallery) == 5 and len(sweep_table["data"]) == 5
     with pytest.raises(Exception, match="teacher NFE"):
         client.predict(PROMPT, 1, 5, 4, api_name="/compare")
-    assert len(client.predict(PROMPT, 2, 1, 2, api_name="/compare")) == 4  # still serving
+    assert len(client.predict(PROMPT, 2, 1, 2, api_name="/compare")) == 7  # still serving
 
 
 # ------------------------------------------------------------------ a real browser

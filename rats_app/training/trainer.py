@@ -97,6 +97,8 @@ class RatsTrainer:
         self.device = self.family.device
         self.dtype = self.pipe.transformer.dtype
         self.size: Size = self.info.size(self.family)
+        if self.family.media == "video":
+            self.family.check_size(self.size)  # a bad frame count or canvas fails here, before any work
         defaults = self.info.call_defaults
         self.max_sequence_length = defaults.get("max_sequence_length", self.family.default_max_sequence_length)
         # The teacher samples with the model's guidance; the student with what its family's student needs

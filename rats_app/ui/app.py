@@ -48,7 +48,8 @@ def _header(ctx: AppContext, shared: dict) -> None:
             label = ctx.default_label
         choices = handlers.lora_choices(jobs, ctx.studio(label))
         first = next(iter(choices.values()), None)
-        return label, label, lora_dropdown(first, label), first
+        video = ctx.studio(label).media == "video"
+        return label, label, lora_dropdown(first, label), first, gr.update(visible=video)
 
     def loading_status():
         if not studio.loaded:
@@ -84,7 +85,7 @@ def _header(ctx: AppContext, shared: dict) -> None:
     lora.change(lambda label, m: handlers.lora_choices(jobs, ctx.studio(m)).get(label), [lora, model_state], lora_dir,
                 api_visibility="private")
     upload.upload(upload_lora, [upload, model_state], [lora, lora_dir], api_visibility="private")
-    model.change(select_model, model, [model, model_state, lora, lora_dir], api_visibility="private")
+    shared["select_model"] = (select_model, model, [model, model_state, lora, lora_dir])
 
 
 def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> gr.Blocks:
@@ -97,6 +98,8 @@ def build_app(studio: Studio | None = None, jobs: JobManager | None = None) -> g
         train_tab.build(ctx, shared)
         for fn, inputs, outputs in shared["on_load"]:
             demo.load(fn, inputs, outputs, api_visibility="private")
+        select, model, outputs = shared["select_model"]  # its outputs include the compare tab's video row
+        model.change(select, model, [*outputs, shared["video_row"]], api_visibility="private")
     return demo
 
 

@@ -1,4 +1,10 @@
-"""Compare: Teacher @ N_T, Baseline @ K and RATS @ K from the same prompt, seed and noise."""
+"""Compare: Teacher @ N_T, Baseline @ K and RATS @ K from the same prompt, seed and noise.
+
+Baseline and RATS appear as soon as they are made, the (slow) teacher when it is. For a video
+model each column is a playable clip with its frames side by side beneath. API ``/compare``:
+(prompt, seed, nfe, teacher_nfe) -> three images (clips: filmstrips), the scores table, and three
+mp4 files (None for an image model).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,25 @@ import gradio as gr
 from rats_app.ui import handlers
 from rats_app.ui.guard import gpu, shown
 
+COLUMNS = ("Teacher", "Baseline", "RATS")
+
 
 def build(ctx, shared) -> None:
-    examples = ctx.default_studio.info.world.examples() if ctx.default_studio.info.world else []
+    studio = ctx.default_studio
+    world = studio.info.world
+    examples = world.examples() if world else []
 
     @shown
     @gpu
     def compare(prompt, seed, nfe, teacher_nfe, lora_dir, model_label):
-        items, headers, rows = handlers.compare(ctx.studio(model_label), prompt, seed, nfe, teacher_nfe, lora_dir)
-        images = [i.image for i in items] + [None] * (3 - len(items))
-        return (*images, {"headers": headers, "data": rows})
+        studio = ctx.studio(model_label)
+        video = studio.media == "video"
+        for items, headers, rows in handlers.compare_stream(studio, prompt, seed, nfe, teacher_nfe, lora_dir):
+            by_label = {i.label: i for i in items}
+            stills = [handlers.still(by_label[c], video) if c in by_label else None for c in COLUMNS]
+            clips = [handlers.video_file(by_label[c], studio.info.fps) if video and c in by_label else None
+                     for c in COLUMNS]
+            yield (*stills, {"headers": headers, "data": rows}, *clips)
 
     with gr.Tab("Compare"):
         with gr.Row():
@@ -26,21 +41,22 @@ def build(ctx, shared) -> None:
             seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed")
             dice = gr.Button("🎲", scale=0, min_width=40)
         with gr.Row():
-            nfe = gr.Slider(1, 16, value=3, step=1, label="Student NFE")
+            nfe = gr.Slider(1, 16, value=3, step=1, label="Student NFE", elem_id="student-nfe")
             teacher_nfe = gr.Slider(1, 100, value=50, step=1, label="Teacher NFE")
         if examples:
             held = sum(h for _, h in examples)
             gr.Examples([p for p, _ in examples], inputs=prompt,
                         label=f"Examples (the last {held} are held out of pretraining)" if held else "Examples")
         go = gr.Button("Compare", variant="primary", elem_id="compare-button")
+        with gr.Row(visible=studio.info.family.media == "video") as video_row:
+            clips = [gr.Video(label=c, elem_id=f"{c.lower()}-video", autoplay=True, loop=True, height=256)
+                     for c in COLUMNS]
         with gr.Row():
-            teacher_img = gr.Image(label="Teacher", type="pil", format="png", elem_id="teacher-image", height=256)
-            baseline_img = gr.Image(label="Baseline", type="pil", format="png", elem_id="baseline-image", height=256)
-            rats_img = gr.Image(label="RATS", type="pil", format="png", elem_id="rats-image", height=256)
-        scores = gr.Dataframe(label="Scores (same prompt, seed and noise)", interactive=False, elem_id="scores")
-    shared["prompt"] = prompt
-    shared["seed"] = seed
-    shared["teacher_nfe"] = teacher_nfe
+            stills = [gr.Image(label=c, type="pil", format="png", elem_id=f"{c.lower()}-image", height=256)
+                      for c in COLUMNS]
+        scores = gr.Dataframe(label="Scores (same prompt, seed and noise; in parentheses: the difference to the "
+                                    "baseline)", interactive=False, elem_id="scores")
+    shared.update(prompt=prompt, seed=seed, teacher_nfe=teacher_nfe, student_nfe=nfe, video_row=video_row)
     dice.click(lambda: random.randrange(2**31), None, seed, api_visibility="private")
     go.click(compare, [prompt, seed, nfe, teacher_nfe, shared["lora_dir"], shared["model_state"]],
-             [teacher_img, baseline_img, rats_img, scores], api_name="compare", concurrency_limit=4)
+             [*stills, scores, *clips], api_name="compare", concurrency_limit=4)

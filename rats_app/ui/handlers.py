@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from rats_app.api import GeneratedImage, Studio
 from rats_app.config import TrainConfig
 from rats_app.errors import UserError
 from rats_app.fields import default_of
-from rats_app.io import read_prompts, write_json, write_text
+from rats_app.io import filmstrip, read_prompts, save_video, write_json, write_text
 from rats_app.jobs import UPLOAD_FILE, JobManager, list_loras
 from rats_app.models import LORA_WEIGHT_NAME
 
@@ -68,18 +69,39 @@ def check_int(value, name: str) -> int:
     return int(number)
 
 
+def _reference(item: GeneratedImage, items: list[GeneratedImage]) -> GeneratedImage | None:
+    """The baseline a row is compared with: the one at the same NFE, else the only one."""
+    baselines = [i for i in items if i.label == "Baseline"]
+    same = [i for i in baselines if i.nfe == item.nfe]
+    return same[0] if same else (baselines[0] if len(baselines) == 1 else None)
+
+
 def scores_table(items: list[GeneratedImage]) -> tuple[list[str], list[list]]:
-    rewards = list(items[0].scores) if items else []
+    """One row per output: its scores, and in parentheses the difference to the baseline."""
+    rewards = list(dict.fromkeys(name for i in items for name in i.scores))
     headers = ["column", "nfe", "latency_ms", *rewards]
-    rows = [[f"{i.label} @ {i.nfe}", i.nfe, round(i.latency_ms, 1), *(i.scores[r] for r in rewards)] for i in items]
+    rows = []
+    for item in items:
+        reference = None if item.label == "Baseline" else _reference(item, items)
+        cells = []
+        for name in rewards:
+            value = item.scores.get(name)
+            delta = None if reference is None or value is None else value - reference.scores.get(name, value)
+            cells.append("" if value is None else f"{value:.3f}" + ("" if delta is None else f" ({delta:+.3f})"))
+        rows.append([f"{item.label} @ {item.nfe}", item.nfe, round(item.latency_ms, 1), *cells])
     return headers, rows
 
 
+def compare_stream(studio: Studio, prompt, seed, nfe, teacher_nfe, lora):
+    """The checked inputs to Studio.compare_stream: yields (items so far, headers, rows)."""
+    for items in studio.compare_stream(check_prompt_text(prompt), check_seed(seed), check_int(nfe, "nfe"),
+                                       check_int(teacher_nfe, "teacher_nfe"), lora=lora):
+        yield (items, *scores_table(items))
+
+
 def compare(studio: Studio, prompt, seed, nfe, teacher_nfe, lora) -> tuple[list[GeneratedImage], list[str], list[list]]:
-    items = studio.compare(check_prompt_text(prompt), check_seed(seed), check_int(nfe, "nfe"),
-                           check_int(teacher_nfe, "teacher_nfe"), lora=lora)
-    headers, rows = scores_table(items)
-    return items, headers, rows
+    *_, last = compare_stream(studio, prompt, seed, nfe, teacher_nfe, lora)
+    return last
 
 
 def sweep(studio: Studio, prompt, seed, nfes, teacher_nfe, lora):
@@ -91,6 +113,33 @@ def sweep(studio: Studio, prompt, seed, nfes, teacher_nfe, lora):
     return items, headers, rows, frontier_plot(items)
 
 
+OUTPUTS_DIR = Path(tempfile.gettempdir()) / "rats-studio-outputs"
+OUTPUT_MAX_AGE_S = 15 * 60
+
+
+def still(item: GeneratedImage, video: bool):
+    """What an image component shows: the image, or a clip's frames side by side."""
+    if not video:
+        return item.image
+    from PIL import Image
+
+    return Image.fromarray(filmstrip(item.image))
+
+
+def video_file(item: GeneratedImage, fps: int) -> str:
+    """A clip as an mp4 for the page (old ones are pruned: Gradio keeps its own copy)."""
+    import time
+    import uuid
+
+    OUTPUTS_DIR.mkdir(parents=True, exist_ok=True)
+    for old in OUTPUTS_DIR.glob("*.mp4"):
+        if time.time() - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+            old.unlink(missing_ok=True)
+    path = OUTPUTS_DIR / f"{item.label.lower()}-{item.nfe}-{uuid.uuid4().hex[:8]}.mp4"
+    save_video(item.image, path, fps)
+    return str(path)
+
+
 def frontier_plot(items: list[GeneratedImage]):
     """Each numeric reward against NFE: baseline and RATS lines, the teacher dotted."""
     from rats_app.plots import frontier_figure
@@ -98,7 +147,7 @@ def frontier_plot(items: list[GeneratedImage]):
     rows = [{"variant": i.label, "nfe": i.nfe, **i.scores} for i in items]
     for row in rows:
         row["variant"] = row["variant"].lower()
-    rewards = [r for r in items[0].scores if isinstance(items[0].scores[r], float)] if items else []
+    rewards = list(items[0].scores) if items else []
     return frontier_figure(rows, rewards)
 
 

@@ -26,7 +26,7 @@ SPATIAL_FACTOR, TEMPORAL_FACTOR = 4, 2
 class WanWorldConfig:
     """Sizes of the tiny Wan pipeline (recorded with the shipped model)."""
 
-    z_dim: int = 16
+    z_dim: int = 32           # 3x compression of each 4 x 4 px x 2 frame patch (16 left small shapes blurred)
     vae_base_dim: int = 16
     text_dim: int = 64
     text_layers: int = 2
