@@ -65,11 +65,14 @@ def test_missing_weights_name_the_path(tmp_path, monkeypatch):
     monkeypatch.setenv("RATS_HPSV2_CHECKPOINT", str(tmp_path / "nope" / "HPS_v2_compressed.pt"))
     monkeypatch.setenv("RATS_PICKSCORE_MODEL", "yuvalkirstain/PickScore_v1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("RATS_IMAGEREWARD_CHECKPOINT", raising=False)
+    monkeypatch.setattr("rats_app.rewards.imagereward.PACKAGE_CACHE", tmp_path / "no-cache")
     status = reward_status(["hpsv2", "pickscore", "imagereward"], device="cpu")
     assert status["hpsv2"].startswith("unavailable: hpsv2: checkpoint not found: ")
     assert str(tmp_path / "nope") in status["hpsv2"]
     assert "'yuvalkirstain/PickScore_v1' is not in the local Hugging Face cache" in status["pickscore"]
-    assert status["imagereward"].startswith("unavailable: imagereward: the image-reward package")
+    assert status["imagereward"].startswith("unavailable: imagereward: THUDM/ImageReward/ImageReward.pt is not in "
+                                            "the local Hugging Face cache and HF_HUB_OFFLINE=1")
 
 
 def test_corrupt_and_wrong_architecture_checkpoints(real_paths, monkeypatch):

@@ -55,3 +55,35 @@ def clip_dir(path: str | Path, seed: int = 0) -> Path:
     tokenizer.save_pretrained(path)
     (path / "preprocessor_config.json").write_text('{"image_mean": [0.48, 0.46, 0.41], "image_std": [0.27, 0.26, 0.28]}')
     return path
+
+
+def imagereward_files(directory: str | Path, seed: int = 0, words: tuple[str, ...] = ()) -> dict[str, Path]:
+    """A tiny ImageReward in the official files' layouts: ``ImageReward.pt`` (a plain state dict with
+    the official keys), ``med_config.json``, and a BERT tokenizer directory; random weights."""
+    import json
+
+    from transformers import BertTokenizer, BlipTextConfig, BlipVisionConfig
+
+    from rats_app.rewards.imagereward import BUFFERS, ImageRewardModel, build_tokenizer, official_keys, our_key
+
+    directory = Path(directory)
+    (directory / "tokenizer").mkdir(parents=True, exist_ok=True)
+    base = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(words) | set("abcdefghijklmnopqrstuvwxyz"))]
+    (directory / "tokenizer" / "vocab.txt").write_text("\n".join(base) + "\n")
+    BertTokenizer(str(directory / "tokenizer" / "vocab.txt")).save_pretrained(directory / "tokenizer")
+    vocab = len(build_tokenizer(str(directory / "tokenizer")))
+    med = {"architectures": ["BertModel"], "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+           "num_attention_heads": 2, "max_position_embeddings": 40, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
+           "vocab_size": vocab, "add_cross_attention": True, "encoder_width": 64}
+    (directory / "med_config.json").write_text(json.dumps(med))
+    torch.manual_seed(seed)
+    vision = BlipVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1,
+                              image_size=32, patch_size=8, layer_norm_eps=1e-6)
+    text = BlipTextConfig(vocab_size=vocab, hidden_size=32, encoder_hidden_size=64, intermediate_size=64,
+                          num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=40, is_decoder=True)
+    ours = ImageRewardModel(text, vision).state_dict()
+    state = {k: ours[our_key(k)].clone() for k in official_keys(2, 2) if k not in BUFFERS}
+    state[BUFFERS[0]] = torch.arange(40).expand((1, -1))
+    torch.save(state, directory / "ImageReward.pt")
+    return {"checkpoint": directory / "ImageReward.pt", "med_config": directory / "med_config.json",
+            "tokenizer": directory / "tokenizer"}
