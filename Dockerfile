@@ -9,5 +9,7 @@ RUN pip install --no-cache-dir --no-deps .
 # Models come from environment variables: RATS_MODEL (the model opened at start, a diffusers
 # directory, e.g. a mounted volume), RATS_FLUX_DEV / RATS_FLUX_SCHNELL / RATS_SD35_MEDIUM /
 # RATS_SD35_LARGE (presets in the dropdown), RATS_HPSV2_CHECKPOINT, RATS_PICKSCORE_MODEL (rewards).
+# This image listens on 0.0.0.0, so training is off unless RATS_AUTH=user:password protects the page
+# (or RATS_TRAINING=on forces it); RATS_RUNS_DIR puts runs and uploads on a volume (README, "Deploy").
 EXPOSE 7860
 CMD ["python", "app.py"]

@@ -8,34 +8,16 @@ tab, and saves compare.png, sweep.png and train.png.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from app_process import ROOT, running_app
+
 OUT = ROOT / "docs" / "screenshots"
 
 
 def main() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with running_app() as (_, url):
         from playwright.sync_api import expect, sync_playwright
 
         OUT.mkdir(parents=True, exist_ok=True)
@@ -45,9 +27,9 @@ def main() -> None:
                 "--disable-sync", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1400, "height": 1150})
             page.goto(url)
-            page.get_by_text("Model loaded").wait_for(timeout=120_000)
+            expect(page.locator("#load-status")).to_contain_text("rewards:", timeout=120_000)
             page.locator("#compare-button").click()
-            expect(page.locator("#scores")).to_contain_text("RATS @ 3", timeout=120_000)
+            expect(page.locator("#scores")).to_contain_text("Teacher @ 50", timeout=120_000)
             page.screenshot(path=str(OUT / "compare.png"), full_page=True)
             page.get_by_role("tab", name="NFE sweep").click()
             page.locator("#sweep-button").click()
@@ -55,12 +37,9 @@ def main() -> None:
             time.sleep(2)
             page.screenshot(path=str(OUT / "sweep.png"), full_page=True)
             page.get_by_role("tab", name="Train").click()
-            time.sleep(1)
+            expect(page.locator("#train-estimate")).to_contain_text("Estimated time", timeout=60_000)
             page.screenshot(path=str(OUT / "train.png"), full_page=True)
             browser.close()
-    finally:
-        app.terminate()
-        app.wait(10)
     block = "\n".join(f"![{name} tab](docs/screenshots/{name}.png)" for name in ("compare", "sweep", "train"))
     (ROOT / "docs" / "results" / "screenshots.md").write_text(
         "Screenshots taken with `python benchmarks/screenshots.py`:\n\n" + block + "\n")

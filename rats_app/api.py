@@ -7,17 +7,22 @@ users can compare different LoRAs without reloading anything.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from rats_app.errors import RewardUnavailable, UserError
 from rats_app.families import Size, family_of, student_call
-from rats_app.models import DEFAULT_MODEL, check_nfe, load_lora, load_pipeline, lora_record, resolve_lora
+from rats_app.models import DEFAULT_MODEL, check_lora, check_nfe, load_lora, load_pipeline, lora_record, resolve_lora
 from rats_app.sampler import generate
 
 DEFAULT_SWEEP_NFES = (1, 2, 3, 4, 6, 8)
+MAX_LOADED_LORAS = 4  # adapters kept in the shared pipeline; more are unloaded, least recently used first
 
 
 @dataclass
@@ -44,7 +49,9 @@ class Studio:
         self._family = None
         self._rewards: dict[str, object] = {}
         self._reward_errors: dict[str, str] = {}
-        self._adapters: dict[str, str] = {}   # LoRA file -> adapter name
+        self._adapters: OrderedDict[str, str] = OrderedDict()  # LoRA file -> adapter name, least recent first
+        self._pass_seconds: dict[int, float] = {}  # batch size -> one measured transformer pass
+        self._names = itertools.count()
 
     # ------------------------------------------------------------------ loading
     def load(self):
@@ -96,27 +103,30 @@ class Studio:
         return dict(self._reward_errors)
 
     def _use_lora(self, lora: str | Path | None) -> None:
-        """Activate one LoRA (loading it the first time) or none. Caller holds the lock."""
+        """Activate one LoRA (checked and loaded the first time) or none. At most MAX_LOADED_LORAS
+        stay loaded: the least recently used is unloaded first. Caller holds the lock."""
         pipe = self._pipe
         if lora is None:
             if self._adapters:
                 pipe.disable_lora()
             return
         file = str(resolve_lora(lora))
-        if file not in self._adapters:
-            name = f"lora{len(self._adapters)}"
-            load_lora(pipe, file, adapter_name=name)
+        if file in self._adapters:
+            self._adapters.move_to_end(file)
+        else:
+            while len(self._adapters) >= MAX_LOADED_LORAS:
+                _, oldest = self._adapters.popitem(last=False)
+                pipe.delete_adapters(oldest)
+            name = f"lora{next(self._names)}"
+            load_lora(pipe, file, adapter_name=name)  # checks first; a failed load leaves no adapter
             self._adapters[file] = name
         pipe.enable_lora()
         pipe.set_adapters([self._adapters[file]])
 
     def check_lora(self, lora: str | Path) -> str:
-        """Load a LoRA now (so a mismatch is reported before any generation); returns its file."""
-        self.load()
-        with self._lock:
-            self._use_lora(lora)
-            self._use_lora(None)
-        return str(resolve_lora(lora))
+        """Check a LoRA against this model without touching the shared pipeline; returns its file."""
+        pipe, _ = self.load()
+        return str(check_lora(pipe, lora))
 
     # ------------------------------------------------------------------ generation
     def call_settings(self, lora: str | Path | None = None) -> tuple[Size, dict]:
@@ -166,6 +176,37 @@ class Studio:
         """The RATS LoRA shipped with this model's world, if any."""
         lora = self.info.shipped_lora()
         return None if lora is None else str(lora)
+
+    def estimate_training_seconds(self, config) -> float:
+        """A guide to a run's wall time here: transformer passes per step (teacher chain, student chain
+        forward and backward, CFG doubling them) times one pass measured now at the run's batch
+        size, plus a quarter for decoding, rewards and the optimizer."""
+        family, (size, call) = self._family, self.call_settings()
+        if config.batch_size not in self._pass_seconds:
+            self._pass_seconds[config.batch_size] = self._time_one_pass(config.batch_size, size, call)
+        guidance = call.get("guidance_scale")
+        negative = family.negative_prompt_for(guidance, float(call.get("true_cfg_scale", 1.0)), call.get("negative_prompt"))
+        guided = 2 if negative is not None else 1  # classifier-free guidance: two passes per step
+        student = guided if family.student_guidance(guidance) == guidance else 1  # SD3's student runs unguided
+        k = config.student_steps
+        teacher = k * -(-config.teacher_steps // k) * guided if config.alpha > 0 else 0
+        passes = teacher + 3 * k * student  # backward costs about two forwards
+        return 1.25 * config.steps * config.gradient_accumulation_steps * passes * self._pass_seconds[config.batch_size]
+
+    @torch.no_grad()
+    def _time_one_pass(self, batch: int, size: Size, call: dict) -> float:
+        family, info = self._family, self._info
+        prompt = info.world.sample_prompts()[0] if info.world else "a photograph"
+        cond = family.encode([prompt] * batch, call.get("max_sequence_length", family.default_max_sequence_length))
+        noise = family.initial_noise([torch.Generator("cpu").manual_seed(i) for i in range(batch)], size, torch.float32)
+        velocity = family.velocity(noise, cond, size, guidance_scale=1.0)
+        t = torch.tensor(500.0, device=noise.device)
+        with self._lock:
+            self._use_lora(None)
+            velocity(noise, t)  # warm-up
+            start = time.perf_counter()
+            velocity(noise, t)
+            return time.perf_counter() - start
 
     @staticmethod
     def check_nfes(nfes, teacher_nfe: int) -> tuple[list[int], int]:

@@ -90,6 +90,8 @@ class TrainConfig:
     # --- outputs
     sample_every: int = _f(50, "steps between sample grids (0 = only at the end)", low=0)
     checkpoint_every: int = _f(100, "steps between resumable checkpoints", low=1)
+    checkpoint_minutes: float = _f(5.0, "minutes of wall time between checkpoints whatever checkpoint_every says "
+                                   "(0 = off); a stop, Ctrl-C or SIGTERM also checkpoints", low=0.0)
     sample_prompts: list = _f([], "prompts of the sample grid; empty = the world's sample prompts (else the "
                               "first 8 training prompts)")
     device: str = _f("auto", "auto, cpu or cuda")

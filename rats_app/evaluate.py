@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from rats_app.errors import UserError, run_cli
-from rats_app.io import read_prompts, save_png
-from rats_app.models import DEFAULT_MODEL, check_nfe, read_model_info, resolve_lora
+from rats_app.io import check_writable, read_prompts, save_png
+from rats_app.models import DEFAULT_MODEL, check_nfe, check_seed, read_model_info, resolve_lora
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,17 @@ def run(args: argparse.Namespace) -> list[dict]:
     teacher_nfe = check_nfe(args.teacher_nfe, "--teacher-nfe")
     info = read_model_info(args.model)
     loras = dict(parse_lora(s) for s in args.lora)
-    prompts = [info.check_prompt(p) for p in load_prompts(args.prompts, args.images, info.world, args.seed)]
     out = Path(args.out_dir)
+    check_writable(out)  # before any model loads
+    if args.rewards:
+        from rats_app.rewards.registry import available_rewards
+
+        unknown = [n for n in args.rewards if n not in available_rewards()]
+        if unknown:
+            raise UserError(f"--rewards: unknown reward {unknown[0]!r}; known: {', '.join(available_rewards())}")
+    check_seed(args.seed, name="--seed")
+    prompts = [info.check_prompt(p) for p in load_prompts(args.prompts, args.images, info.world, args.seed)]
+    check_seed(args.seed, len(prompts), "--seed")
     variants = [Variant("teacher", None, teacher_nfe)] + [Variant("baseline", None, n) for n in nfes]
     variants += [Variant(name, path, n) for name, path in loras.items() for n in nfes]
 

@@ -13,21 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 from rats_app.errors import UserError, run_cli
-from rats_app.io import filmstrip, read_prompts, save_png, save_video
-from rats_app.models import DEFAULT_MODEL, check_nfe, read_model_info, resolve_lora
-
-
-def _check_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot write to output directory {directory}: {exc.strerror or exc}") from None
+from rats_app.io import check_writable, filmstrip, read_prompts, save_png, save_video
+from rats_app.models import DEFAULT_MODEL, check_nfe, check_seed, read_model_info, resolve_lora
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +66,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             prompts[n] = info.check_prompt(prompt)
         except UserError as exc:
             raise UserError(f"prompt {n + 1}: {exc}") from None
+    check_seed(args.seed, len(prompts), "--seed")
     lora_path = None
     if args.rats:
         lora_path = info.shipped_lora()
@@ -85,7 +76,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     elif args.lora:
         lora_path = resolve_lora(args.lora)
     _check_call_defaults(info, args.model)
-    _check_writable(out_dir)
+    check_writable(out_dir)
 
     from tqdm import tqdm
 

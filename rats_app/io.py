@@ -142,3 +142,14 @@ def save_video(clip, path: str | os.PathLike, fps: int) -> Path:
 def filmstrip(clip) -> np.ndarray:
     """The frames side by side: F x H x W x 3 -> H x (F W) x 3 uint8 (lossless as a PNG)."""
     return np.concatenate(list(to_uint8_frames(clip)), axis=1)
+
+
+def check_writable(directory: str | os.PathLike) -> None:
+    """A directory that exists (or can be made) and takes files; else UserError naming why."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write to output directory {directory}: {exc.strerror or exc}") from None

@@ -9,6 +9,7 @@ or stopped runs become selectable LoRAs.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import traceback
@@ -21,7 +22,7 @@ from rats_app.models import LORA_WEIGHT_NAME
 from rats_app.training.callbacks import TrainerCallback
 from rats_app.worlds import REPO_ROOT, worlds
 
-RUNS_DIR = REPO_ROOT / "runs" / "app"
+RUNS_DIR = Path(os.environ.get("RATS_RUNS_DIR", REPO_ROOT / "runs" / "app"))  # e.g. a mounted volume
 UPLOAD_FILE = "upload.json"  # beside an uploaded LoRA: the model it was checked against
 
 
@@ -29,17 +30,21 @@ UPLOAD_FILE = "upload.json"  # beside an uploaded LoRA: the model it was checked
 class JobState:
     status: str = "idle"            # idle | running | finished | stopped | failed
     output_dir: str | None = None
+    owner: str | None = None        # who started it (a browser's id): only they may stop it
     step: int = 0
     total: int = 0
     started: float = 0.0
     message: str = ""
     metrics: list[dict] = field(default_factory=list)
 
+    first_step: int = 0             # where this stint started (a resumed run's checkpoint)
+
     @property
     def eta_seconds(self) -> float | None:
-        if self.step == 0 or self.status != "running":
+        done = self.step - self.first_step
+        if done <= 0 or self.status != "running":
             return None
-        return (time.time() - self.started) / self.step * (self.total - self.step)
+        return (time.time() - self.started) / done * (self.total - self.step)
 
 
 class _Progress(TrainerCallback):
@@ -78,27 +83,47 @@ class JobManager:
             out, suffix = self.runs_dir / f"{base}-{suffix}", suffix + 1
         return out
 
-    def start(self, config: TrainConfig, name: str | None = None) -> Path:
+    def start(self, config: TrainConfig, name: str | None = None, owner: str | None = None) -> Path:
         """Check and start a run; raises UserError (nothing written) if it cannot start."""
-        from rats_app.training import prepare_run
+        with self._lock:
+            self._check_free()
+            out = self._new_dir(config, name)
+            return self._launch(config, out, resume=False, owner=owner)
+
+    def resume(self, run_dir: str | Path, owner: str | None = None, steps: int | None = None) -> Path:
+        """Continue a stopped, killed or failed run with its own config (``steps``: a new total)."""
+        from rats_app.training import resume_config
 
         with self._lock:
-            if self.busy:
-                raise ConfigError(f"a training run is already in progress ({self.state.output_dir}); "
-                                  "stop it or wait for it to finish")
-            out = self._new_dir(config, name)
-            components = self._components_factory(config) if self._components_factory else None
-            run = prepare_run(config, out, components=components)
-            self._stop.clear()
-            self.state = JobState(status="running", output_dir=str(out), total=config.steps, started=time.time())
-            self._thread = threading.Thread(target=self._run, args=(run,), daemon=True, name="rats-train")
-            self._thread.start()
-            return out
+            self._check_free()
+            out = Path(run_dir)
+            config = resume_config(out, {"steps": steps} if steps else None)
+            return self._launch(config, out, resume=True, owner=owner)
 
-    def stop(self) -> bool:
-        """Ask the running job to stop after its current step; False when none is running."""
+    def _check_free(self) -> None:
+        if self.busy:
+            raise ConfigError(f"a training run is already in progress ({self.state.output_dir}); "
+                              "stop it or wait for it to finish")
+
+    def _launch(self, config: TrainConfig, out: Path, resume: bool, owner: str | None) -> Path:
+        from rats_app.training import prepare_run
+
+        components = self._components_factory(config) if self._components_factory else None
+        run = prepare_run(config, out, resume=resume, components=components)
+        self._stop.clear()
+        self.state = JobState(status="running", output_dir=str(out), owner=owner, step=run.trainer.step,
+                              first_step=run.trainer.step, total=config.steps, started=time.time())
+        self._thread = threading.Thread(target=self._run, args=(run,), daemon=True, name="rats-train")
+        self._thread.start()
+        return out
+
+    def stop(self, owner: str | None = None) -> bool:
+        """Ask the running job to stop after its current step; False when none is running.
+        A run started by someone else is not theirs to stop (UserError)."""
         if not self.busy:
             return False
+        if self.state.owner is not None and owner != self.state.owner:
+            raise ConfigError("this training run was started from another browser session; only it can stop the run")
         self._stop.set()
         return True
 
@@ -112,9 +137,12 @@ class JobManager:
             trainer = run.train([_Progress(self)])
             self.state.status = "stopped" if trainer.step < trainer.config.steps else "finished"
             self.state.message = f"LoRA saved to {run.output_dir / LORA_WEIGHT_NAME}"
-        except Exception as exc:  # shown in the page; the app keeps serving
+        except Exception as exc:  # shown in the page; the app keeps serving; the run stays resumable
+            from rats_app.training.run_dir import mark_failed
+
             self.state.status = "failed"
             self.state.message = f"{type(exc).__name__}: {exc}"
+            mark_failed(run.output_dir, run.trainer.step, self.state.message)
             traceback.print_exc()
 
     def latest_sample(self) -> Path | None:

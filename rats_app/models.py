@@ -9,6 +9,7 @@ prompt vocabulary and its canvas).
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from rats_app.worlds import REPO_ROOT, World, default_world, get_world
 DEFAULT_MODEL = default_world().model_dir
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 MAX_NFE = 1000
+MAX_SEED = 2**64 - 1  # torch generators take any unsigned 64-bit seed
 
 
 @dataclass
@@ -160,10 +162,10 @@ def lora_record(path: str | os.PathLike) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def load_lora(pipe, path: str | os.PathLike, adapter_name: str = "default") -> None:
-    """Check a LoRA against the pipeline (rats_app.lora.check_lora_file), then load it as a named
-    adapter; a LoRA that does not fit never reaches the pipeline, and a load that fails anyway
-    leaves no half-loaded adapter behind."""
+def check_lora(pipe, path: str | os.PathLike) -> Path:
+    """Everything that can be wrong with a LoRA for this pipeline, found from the file alone (the
+    pipeline is only read): a RATS LoRA for another pipeline class, then rats_app.lora.check_lora_file.
+    Returns the weights file."""
     from rats_app.lora import check_lora_file
 
     file = resolve_lora(path)
@@ -175,12 +177,44 @@ def load_lora(pipe, path: str | os.PathLike, adapter_name: str = "default") -> N
         check_lora_file(pipe, file)
     except UserError as exc:
         raise UserError(f"LoRA {file} does not fit this model: {exc}") from None
+    return file
+
+
+def load_lora(pipe, path: str | os.PathLike, adapter_name: str = "default") -> None:
+    """Check a LoRA (``check_lora``), then load it as a named adapter: a LoRA that does not fit never
+    reaches the pipeline, and a load that fails anyway leaves no half-loaded adapter behind."""
+    file = check_lora(pipe, path)
     try:
         pipe.load_lora_weights(str(file.parent), weight_name=file.name, adapter_name=adapter_name)
     except Exception as exc:  # peft / diffusers raise many types for a LoRA that does not fit
         if adapter_name in getattr(pipe.transformer, "peft_config", {}):
             pipe.delete_adapters(adapter_name)
         raise UserError(f"LoRA {file} does not fit this model: {str(exc).splitlines()[0]}") from None
+
+
+def check_seed(seed, count: int = 1, name: str = "seed") -> int:
+    """A seed as an exact integer such that it and the ``count - 1`` seeds after it (output i uses
+    seed + i) fit torch's unsigned 64 bits: from an int, or from text (never via a float, which
+    rounds seeds above 2**53)."""
+    if isinstance(seed, bool):
+        raise UserError(f"{name} must be an integer, got {seed!r}")
+    if isinstance(seed, float):
+        if not math.isfinite(seed) or seed != int(seed):
+            raise UserError(f"{name} must be a whole number, got {seed!r}")
+        if abs(seed) > 2**53:
+            raise UserError(f"{name} {seed!r} arrived as a float, which cannot hold it exactly; send it as text")
+        seed = int(seed)
+    if isinstance(seed, str):
+        text = seed.strip()
+        if not text.lstrip("+-").isdigit():
+            raise UserError(f"{name} must be a whole number, got {seed!r}")
+        seed = int(text)
+    if not isinstance(seed, int):
+        raise UserError(f"{name} must be an integer, got {seed!r}")
+    if not 0 <= seed <= MAX_SEED - (count - 1):
+        top = "2**64 - 1" if count == 1 else f"2**64 - {count} (output i uses seed + i)"
+        raise UserError(f"{name} must be between 0 and {top}, got {seed}")
+    return seed
 
 
 def check_nfe(nfe: int, name: str = "nfe") -> int:

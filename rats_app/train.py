@@ -30,14 +30,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """YAML file, then --preset, then key=value overrides; validated at each layer."""
-    data = read_yaml_mapping(args.config) if args.config else {}
+    """YAML file, then --preset, then key=value overrides; validated at each layer. With --resume the
+    run's own config comes first: only what is given explicitly changes it."""
+    data = {}
+    if args.resume:
+        from rats_app.training.run_dir import saved_config
+
+        data = saved_config(args.output_dir)
+    data.update(read_yaml_mapping(args.config) if args.config else {})
     if args.preset:
         data["preset"] = args.preset
     base = TrainConfig.from_dict(data)
     for assignment in args.overrides:
         data.update(parse_override(base, assignment))
     return TrainConfig.from_dict(data)
+
+
+class StopOnSignal(TrainerCallback):
+    """SIGTERM or Ctrl-C: finish the current step, then checkpoint and save the LoRA (a second
+    Ctrl-C interrupts at once)."""
+
+    def __init__(self):
+        import signal
+
+        self.requested = False
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._handle)
+
+    def _handle(self, number, frame):
+        import signal
+
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nstopping after this step: the run is saved and resumable with --resume", file=sys.stderr)
+
+    def should_stop(self) -> bool:
+        return self.requested
 
 
 class ProgressBar(TrainerCallback):
@@ -67,7 +95,7 @@ def train(args: argparse.Namespace) -> str:
 
     # cpu=True is what makes accelerate form a gloo process group on a machine without CUDA.
     accelerator = Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available())
-    run_training(config, args.output_dir, args.resume, [ProgressBar()], accelerator=accelerator)
+    run_training(config, args.output_dir, args.resume, [ProgressBar(), StopOnSignal()], accelerator=accelerator)
     return f"LoRA written to {args.output_dir}/pytorch_lora_weights.safetensors" if accelerator.is_main_process else ""
 
 

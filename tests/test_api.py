@@ -52,6 +52,12 @@ def test_missing_reward_is_shown_not_fatal(tiny_world_model_dir, monkeypatch, tm
     assert studio.reward_errors()["shapes"].startswith("shapes: no CLIP model at")
 
 
+def test_compare_stream_shows_the_students_before_the_teacher(studio, tiny_lora):
+    first, final = list(studio.compare_stream(PROMPT, 0, 2, 4, lora=tiny_lora))
+    assert [i.label for i in first] == ["Baseline", "RATS"]
+    assert [i.label for i in final] == ["Teacher", "Baseline", "RATS"] and final[1] is first[0]
+
+
 def test_sweep_orders_nfes_and_has_the_teacher(studio, tiny_lora):
     items = studio.sweep(PROMPT, 0, nfes=[3, 1], teacher_nfe=4, lora=tiny_lora)
     assert [(i.label, i.nfe) for i in items] == [("Teacher", 4), ("Baseline", 1), ("RATS", 1),

@@ -88,8 +88,24 @@ def test_corrupt_or_missing_checkpoint_is_named(tmp_path, train_tiny, prepare_ti
     with pytest.raises(ConfigError, match="checkpoint .*state.pt is corrupt"):
         prepare_tiny(out, resume=True)
     (out / "checkpoint" / "state.pt").unlink()
-    with pytest.raises(ConfigError, match="no checkpoint"):
-        prepare_tiny(out, resume=True)
+    # A run killed before its first checkpoint starts again from step 0 with its own config.
+    run = prepare_tiny(out, resume=True, steps=3)
+    assert run.trainer.step == 0
+
+
+def test_kill_before_first_checkpoint_restarts_from_step_zero(tmp_path, train_tiny, prepare_tiny):
+    """Issue 20 (2): kill -9 before the first checkpoint used to leave a run that could not resume."""
+    out = tmp_path / "run"
+    train_tiny(out, steps=3, checkpoint_every=100, checkpoint_minutes=0.0, callbacks=[Recorder(stop_after=1)])
+    (out / "checkpoint" / "state.pt").unlink(missing_ok=True)  # what a kill before any checkpoint leaves
+    (out / "pytorch_lora_weights.safetensors").unlink(missing_ok=True)
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 2, "loss": 0.')  # a line cut short by the kill
+    resumed = train_tiny(out, resume=True, steps=3, checkpoint_every=100)
+    assert resumed.step == 3
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    assert (out / "pytorch_lora_weights.safetensors").exists()
 
 
 def test_gate_is_the_sigmoid_of_the_reward_gap(tmp_path, train_tiny):

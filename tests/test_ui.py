@@ -49,8 +49,9 @@ def test_compare_handler_table(env):
     (("a small red dragon at the center on a white background", 0, 2, 4), "unknown word 'dragon'"),
     ((PROMPT, 0, 0, 4), "nfe must be between 1 and 1000"),
     ((PROMPT, 0, 5, 4), "teacher NFE (4) must be at least the student NFE (5)"),
-    ((PROMPT, 1.5, 2, 4), "seed must be a non-negative integer"),
-    ((PROMPT, "abc", 2, 4), "seed must be an integer"),
+    ((PROMPT, 1.5, 2, 4), "seed must be a whole number"),
+    ((PROMPT, "abc", 2, 4), "seed must be a whole number"),
+    ((PROMPT, str(2**64), 2, 4), "seed must be between 0 and 2**64 - 1"),
 ])
 def test_compare_handler_rejects_bad_input(env, args, message):
     with pytest.raises(UserError) as info:
@@ -134,7 +135,7 @@ def page(running_app):
             "--disable-sync", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(running_app)
-        page.get_by_text("Model loaded").wait_for(timeout=60_000)
+        expect(page.locator("#load-status")).to_contain_text("rewards:", timeout=60_000)
         yield page
         browser.close()
 
@@ -172,6 +173,57 @@ def test_browser_train_tab_run_appears_in_compare(page, env):
     page.get_by_role("tab", name="Compare").click()
     selected = page.locator("#lora-select input").input_value()
     assert "(finished)" in selected and "app/" in selected
+
+
+def test_browser_progress_survives_a_refresh_and_a_stopped_run_resumes(page, env, train_tiny):
+    from rats_app.training import TrainerCallback
+
+    class StopAfterOne(TrainerCallback):
+        def should_stop(self):
+            return True
+
+    stopped = env["root"] / "runs" / "stopped-run"
+    train_tiny(stopped, steps=2, callbacks=[StopAfterOne()])
+    page.reload()
+    expect(page.locator("#load-status")).to_contain_text("rewards:", timeout=60_000)
+    page.get_by_role("tab", name="Train").click()
+    expect(page.locator("#train-progress")).to_contain_text("finished", timeout=30_000)  # the last run, kept
+    page.get_by_text("Resume a stopped, failed or interrupted run").click()
+    page.locator("#resume-select input").click()
+    page.get_by_role("option", name=str(stopped)).click()
+    page.locator("#train-resume").click()
+    expect(page.locator("#train-progress")).to_contain_text("stopped-run", timeout=30_000)
+    expect(page.locator("#train-progress")).to_contain_text("finished", timeout=120_000)
+    assert json.loads((stopped / "run.json").read_text())["step"] == 2
+
+
+def test_browser_status_line_folds_the_unavailable_rewards(page):
+    page.get_by_role("tab", name="Compare").click()
+    status = page.locator("#load-status")
+    expect(status).to_contain_text("1 unavailable here")
+    details = page.locator("#unavailable-rewards")
+    assert not details.is_visible()  # folded away
+    page.get_by_text("Rewards not available here, and how to supply them").click()
+    expect(details).to_contain_text("hpsv2")
+
+
+def test_gradio_client_uploads_a_lora_and_a_bad_one_breaks_nothing(running_app, env, tmp_path):
+    import torch
+    from gradio_client import Client, handle_file
+    from safetensors.torch import load_file, save_file
+
+    client = Client(running_app, verbose=False)
+    good = tmp_path / "from-client.safetensors"
+    shutil.copyfile(env["lora"] / "pytorch_lora_weights.safetensors", good)
+    state = load_file(good)
+    key = next(k for k in sorted(state) if k.endswith("lora_A.weight"))
+    save_file({**state, key: torch.zeros(state[key].shape[0], state[key].shape[1] + 64)}, tmp_path / "wide.safetensors")
+    with pytest.raises(Exception, match="does not fit this model"):
+        client.predict(handle_file(str(tmp_path / "wide.safetensors")), api_name="/upload_lora")
+    note, _ = client.predict(handle_file(str(good)), api_name="/upload_lora")
+    assert note == "Checked and selected: **uploaded: from-client**", note  # and this session's Compare uses it
+    assert (env["jobs"].uploads_dir / "from-client" / "pytorch_lora_weights.safetensors").exists()
+    assert len(client.predict(PROMPT, "5", 1, 2, api_name="/compare")) == 7
 
 
 def test_zero_gpu_space_wraps_inference_and_disables_training(env, monkeypatch):

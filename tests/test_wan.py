@@ -255,7 +255,9 @@ def test_browser_plays_a_compared_clip(video_app):
             "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
         page = browser.new_page()
         page.goto(video_app)
-        page.get_by_text("Model loaded").wait_for(timeout=60_000)
+        from playwright.sync_api import expect
+
+        expect(page.locator("#load-status")).to_contain_text("rewards:", timeout=60_000)
         page.locator("#student-nfe input[type=number]").fill("2")
         page.locator("#compare-button").click()
         video = page.locator("#rats-video video")

@@ -19,7 +19,8 @@ from rats_app.training.run_dir import CHECKPOINT, RunDirectory, check_run_dir, o
 from rats_app.training.trainer import Components, RatsTrainer, RolloutResult
 
 __all__ = ["CallbackList", "Components", "PreparedRun", "RatsTrainer", "RolloutResult", "RunInfo", "Samples",
-           "StepMetrics", "TrainerCallback", "load_components", "prepare_run", "resolve_config", "run_training"]
+           "StepMetrics", "TrainerCallback", "load_components", "prepare_run", "resolve_config", "resume_config",
+           "run_training"]
 
 
 def resolve_config(config: TrainConfig, info=None) -> TrainConfig:
@@ -49,9 +50,12 @@ def training_prompts(config: TrainConfig, info) -> list[str]:
 def load_components(config: TrainConfig) -> Components:
     """Model, rewards and prompts as the config names them (reward names already resolved)."""
     from rats_app.models import load_pipeline, read_model_info
-    from rats_app.rewards.registry import load_reward
+    from rats_app.rewards.registry import load_reward, loaders
 
-    info = read_model_info(config.model)  # bad paths and prompts fail before any weights load
+    info = read_model_info(config.model)  # bad paths, names and prompts fail before any weights load
+    for key, name in [("reward", config.reward), *(("watch_rewards", n) for n in config.watch_rewards)]:
+        if name not in loaders():
+            raise ConfigError(f"{key}: unknown reward {name!r}; known: {', '.join(loaders())}")
     prompts = training_prompts(config, info)
     device = None if config.device == "auto" else config.device
     dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
@@ -83,19 +87,27 @@ def prepare_run(config: TrainConfig, output_dir: str | Path, resume: bool = Fals
     the config against the model's world, the directory, the model, rewards and prompts."""
     config = resolve_config(config, components.info if components else None)
     is_main = accelerator is None or accelerator.is_main_process
-    state = check_run_dir(output_dir, config, resume) if is_main else None
+    plan = check_run_dir(output_dir, config, resume) if is_main else None
     trainer = RatsTrainer(config, components or load_components(config), Path(output_dir), accelerator)
     if accelerator is not None:
         accelerator.wait_for_everyone()
-        if not is_main and resume:
-            from rats_app.io import load_torch_state
+    state = plan.state if plan is not None else None
+    if not is_main and resume and (Path(output_dir) / CHECKPOINT).exists():
+        from rats_app.io import load_torch_state
 
-            state = load_torch_state(Path(output_dir) / CHECKPOINT)
+        state = load_torch_state(Path(output_dir) / CHECKPOINT)
     if state is not None:
         trainer.load_state(state)
     if is_main:
-        open_run_dir(output_dir, config, state)
+        open_run_dir(output_dir, config, plan)
     return PreparedRun(trainer)
+
+
+def resume_config(output_dir: str | Path, changes: dict | None = None) -> TrainConfig:
+    """A run's own config, with only the given changes (e.g. a larger ``steps``) applied."""
+    from rats_app.training.run_dir import saved_config
+
+    return TrainConfig.from_dict({**saved_config(output_dir), **(changes or {})})
 
 
 def run_training(config: TrainConfig, output_dir: str | Path, resume: bool = False,

@@ -10,14 +10,20 @@
     DIR/README.md                          model card
     DIR/curves.png                         R_S, R_T, gate and matching loss per step
 
-A new run refuses a non-empty directory; ``resume`` continues only a run with the same config
-(``steps`` may grow). Every file is written atomically.
+A new run refuses a non-empty directory. ``resume`` continues a run with its own config (only
+``steps`` and the output intervals may change): from its checkpoint, or from step 0 if it was
+killed before its first one; a finished run continues only to an explicitly larger ``steps``, and
+its finished LoRA is kept in archive/step-NNNNNN/ first. Every file is written atomically, and a
+metrics line cut short by a kill is dropped.
+
+    DIR/archive/step-000040/               a finished LoRA, kept before the run trained on
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,7 @@ from rats_app.config import TrainConfig
 from rats_app.errors import ConfigError
 from rats_app.io import append_jsonl, load_torch_state, read_jsonl, save_png, save_torch_state, write_json, write_text
 from rats_app.lora import save_lora
+from rats_app.models import LORA_WEIGHT_NAME
 from rats_app.training.callbacks import Checkpoint, RunInfo, Samples, StepMetrics, TrainerCallback
 
 CHECKPOINT = Path("checkpoint") / "state.pt"
@@ -38,31 +45,50 @@ def student_record(run: RunInfo) -> dict:
     return {"solver": run.solver, "student_steps": run.config.student_steps, "family": run.family,
             "pipeline": run.pipeline_class, "media": run.media, "base_model": run.config.model,
             "call": run.student_call}
-RESUMABLE_CHANGES = {"steps", "sample_every", "checkpoint_every", "device", "watch_every", "parallel"}
+RESUMABLE_CHANGES = {"steps", "sample_every", "checkpoint_every", "checkpoint_minutes", "device", "watch_every",
+                     "parallel"}
+ARCHIVE = Path("archive")  # a finished run trained on keeps its LoRA here first: archive/step-000040/
 
 
-def check_run_dir(output_dir: str | Path, config: TrainConfig, resume: bool) -> dict | None:
-    """Everything that can be wrong with the directory, checked before any work and without
-    writing; returns the checkpoint state when resuming."""
+@dataclass(frozen=True)
+class Resume:
+    """How a run continues: from its checkpoint (None: a run killed before its first checkpoint
+    starts again from step 0 with its own config), keeping a finished LoRA first when one is trained on."""
+
+    state: dict | None
+    keep_finished_at: int | None = None
+
+
+def saved_config(output_dir: str | Path) -> dict:
+    """The run's own config: config.json, else config.yaml (both are written atomically; either may
+    have been edited by hand)."""
     out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output dir {out} exists and is not a directory")
-    if not resume:
-        if out.exists() and any(out.iterdir()):
-            what = "another run" if (out / "config.json").exists() else "files"
-            raise ConfigError(f"output dir {out} already holds {what}; choose a new directory, "
-                              "or pass --resume to continue the run in it")
-        return None
-    saved_config = out / "config.json"
-    if not saved_config.exists():
+    for name, parse in (("config.json", json.loads), ("config.yaml", _load_yaml)):
+        path = out / name
+        if path.exists():
+            try:
+                data = parse(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(data, dict):
+                return data
+    if not (out / "config.json").exists() and not (out / "config.yaml").exists():
         raise ConfigError(f"nothing to resume in {out}: no config.json")
-    saved = json.loads(saved_config.read_text())
-    changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES)
-    if changed:
-        raise ConfigError(f"cannot resume {out}: config differs from the run's in {', '.join(changed)}")
+    raise ConfigError(f"cannot resume {out}: its config.json and config.yaml are damaged (not a mapping of keys)")
+
+
+def _run_status(out: Path) -> dict:
+    try:
+        data = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _load_checkpoint(out: Path) -> dict | None:
     checkpoint = out / CHECKPOINT
     if not checkpoint.exists():
-        raise ConfigError(f"cannot resume {out}: no checkpoint at {checkpoint}")
+        return None
     try:
         state = load_torch_state(checkpoint)
         int(state["step"]), state["lora"], state["ema"], state["optimizer"]
@@ -72,25 +98,58 @@ def check_run_dir(output_dir: str | Path, config: TrainConfig, resume: bool) -> 
     return state
 
 
-def open_run_dir(output_dir: str | Path, config: TrainConfig, state: dict | None) -> None:
-    """Write the run's config (a new run) or bring the directory to the checkpoint (a resumed one)."""
+def check_run_dir(output_dir: str | Path, config: TrainConfig, resume: bool) -> Resume | None:
+    """Everything that can be wrong with the directory, checked before any work and without
+    writing; None for a new run, else how the run continues."""
     out = Path(output_dir)
-    if state is None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output dir {out} exists and is not a directory")
+    if not resume:
+        if out.exists() and any(out.iterdir()):
+            what = "another run" if (out / "config.json").exists() else "files"
+            raise ConfigError(f"output dir {out} already holds {what}; choose a new directory, "
+                              "or pass --resume to continue the run in it")
+        return None
+    saved = saved_config(out)
+    changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES)
+    if changed:
+        raise ConfigError(f"cannot resume {out}: config differs from the run's in {', '.join(changed)}")
+    state = _load_checkpoint(out)
+    step = int(state["step"]) if state else 0
+    if step >= config.steps:
+        raise ConfigError(f"the run in {out} is at step {step} of {config.steps}: nothing to resume "
+                          f"(give steps=N with N > {step} to train it on)")
+    finished = _run_status(out).get("status") == "finished" and (out / LORA_WEIGHT_NAME).exists()
+    return Resume(state, keep_finished_at=step if finished else None)
+
+
+def open_run_dir(output_dir: str | Path, config: TrainConfig, resume: Resume | None) -> None:
+    """Write the run's config (a new run), or bring the directory to where the run continues."""
+    out = Path(output_dir)
+    if resume is None:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", config.to_dict())
         write_text(out / "config.yaml", _yaml(config.to_dict()))
         write_json(out / "run.json", {"status": "running", "step": 0})
         return
-    saved = json.loads((out / "config.json").read_text())
-    write_json(out / "config.json", {**saved, **{k: v for k, v in config.to_dict().items() if k in RESUMABLE_CHANGES}})
-    _truncate_metrics(out / "metrics.jsonl", int(state["step"]))
+    if resume.keep_finished_at is not None:  # never overwrite a finished LoRA without keeping it
+        kept = out / ARCHIVE / f"step-{resume.keep_finished_at:06d}"
+        kept.mkdir(parents=True, exist_ok=True)
+        for name in (LORA_WEIGHT_NAME, STUDENT_FILE, "README.md"):
+            if (out / name).exists():
+                shutil.copy2(out / name, kept / name)
+    saved = saved_config(out)
+    merged = {**saved, **{k: v for k, v in config.to_dict().items() if k in RESUMABLE_CHANGES}}
+    write_json(out / "config.json", merged)
+    write_text(out / "config.yaml", _yaml(merged))
+    step = int(resume.state["step"]) if resume.state else 0
+    _truncate_metrics(out / "metrics.jsonl", step)
+    write_json(out / "run.json", {"status": "running", "step": step})
 
 
-def prepare(output_dir: str | Path, config: TrainConfig, resume: bool) -> dict | None:
-    """Check, then open the directory; returns the checkpoint state when resuming."""
-    state = check_run_dir(output_dir, config, resume)
-    open_run_dir(output_dir, config, state)
-    return state
+def mark_failed(output_dir: str | Path, step: int, error: str) -> None:
+    """A run that stopped on an error says so (and stays resumable from its last checkpoint)."""
+    write_json(Path(output_dir) / "run.json", {"status": "failed", "step": step, "error": error})
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -105,6 +164,15 @@ def _yaml(data: dict) -> str:
     import yaml
 
     return yaml.safe_dump(data, sort_keys=True)
+
+
+def _load_yaml(text: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class RunDirectory(TrainerCallback):

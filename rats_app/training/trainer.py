@@ -291,13 +291,16 @@ class RatsTrainer:
         run, cfg = self.run_info(), self.config
         self.start_schedule()
         callbacks.on_train_begin(run, self.step)
+        last_checkpoint = time.monotonic()
         while self.step < cfg.steps and not self._agree(callbacks.should_stop()):
             metrics = self.train_step()
             callbacks.on_step_end(run, metrics)
             if cfg.sample_every and self.step % cfg.sample_every == 0:
                 self._samples(callbacks, run)
-            if self.step % cfg.checkpoint_every == 0:
+            overdue = cfg.checkpoint_minutes > 0 and time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes
+            if self.step % cfg.checkpoint_every == 0 or self._agree(overdue):
                 self._checkpoint(callbacks, run)
+                last_checkpoint = time.monotonic()
         self._checkpoint(callbacks, run)
         self._samples(callbacks, run)
         callbacks.on_train_end(run, self.step, stopped=self.step < cfg.steps)

@@ -38,7 +38,8 @@ def build(ctx, shared) -> None:
     with gr.Tab("Compare"):
         with gr.Row():
             prompt = gr.Textbox(label="Prompt", value=examples[0][0] if examples else "", scale=4, elem_id="prompt")
-            seed = gr.Number(label="Seed", value=0, precision=0, elem_id="seed")
+            seed = gr.Textbox(label="Seed", value="0", elem_id="seed", max_lines=1,
+                              info="any whole number from 0 to 2**64 - 1")
             dice = gr.Button("🎲", scale=0, min_width=40)
         with gr.Row():
             nfe = gr.Slider(1, 16, value=3, step=1, label="Student NFE", elem_id="student-nfe")
@@ -57,6 +58,6 @@ def build(ctx, shared) -> None:
         scores = gr.Dataframe(label="Scores (same prompt, seed and noise; in parentheses: the difference to the "
                                     "baseline)", interactive=False, elem_id="scores")
     shared.update(prompt=prompt, seed=seed, teacher_nfe=teacher_nfe, student_nfe=nfe, video_row=video_row)
-    dice.click(lambda: random.randrange(2**31), None, seed, api_visibility="private")
+    dice.click(lambda: str(random.randrange(2**64)), None, seed, api_visibility="private")
     go.click(compare, [prompt, seed, nfe, teacher_nfe, shared["lora_dir"], shared["model_state"]],
              [*stills, scores, *clips], api_name="compare", concurrency_limit=4)

@@ -18,21 +18,11 @@ from rats_app.errors import UserError
 from rats_app.fields import default_of
 from rats_app.io import filmstrip, read_prompts, save_video, write_json, write_text
 from rats_app.jobs import UPLOAD_FILE, JobManager, list_loras
-from rats_app.models import LORA_WEIGHT_NAME
+from rats_app.models import LORA_WEIGHT_NAME, check_seed
 
 MAX_PROMPT_CHARS = 300
 WORLD_PROMPTS, TYPED_PROMPTS, UPLOADED_PROMPTS = "the world's prompts", "Typed list", "Uploaded file"
 PROMPT_SOURCES = (WORLD_PROMPTS, TYPED_PROMPTS, UPLOADED_PROMPTS)
-
-
-def check_seed(seed) -> int:
-    try:
-        value = float(seed)
-    except (TypeError, ValueError):
-        raise UserError(f"seed must be an integer, got {seed!r}") from None
-    if not math.isfinite(value) or value != int(value) or not 0 <= value < 2**63:
-        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(value)
 
 
 def check_prompt_text(prompt) -> str:
@@ -151,10 +141,11 @@ def frontier_plot(items: list[GeneratedImage]):
     return frontier_figure(rows, rewards)
 
 
-def read_prompt_source(source: str, typed: str, upload_path: str | None, uploads_dir: Path) -> str:
-    """The Train tab's prompt choice -> the config's ``prompts`` value (a file path or 'world')."""
+def read_prompt_source(source: str, typed: str, upload_path: str | None, uploads_dir: Path) -> tuple[str, bool]:
+    """The Train tab's prompt choice -> the config's ``prompts`` value (a file path or 'world'), and
+    whether a file was written for it just now (a typed list)."""
     if source == WORLD_PROMPTS:
-        return "world"
+        return "world", False
     if source == TYPED_PROMPTS:
         lines = [ln.strip() for ln in (typed or "").splitlines() if ln.strip()]
         if not lines:
@@ -163,12 +154,14 @@ def read_prompt_source(source: str, typed: str, upload_path: str | None, uploads
 
         text = "\n".join(lines) + "\n"
         path = Path(uploads_dir) / f"prompts-{hashlib.sha1(text.encode()).hexdigest()[:12]}.txt"
+        if path.exists():  # the same list as an earlier run's (named by its content)
+            return str(path), False
         write_text(path, text)
-        return str(path)
+        return str(path), True
     if not upload_path:
         raise UserError("upload a prompts file (.txt, one prompt per line)")
     read_prompts(upload_path)  # validates: exists, UTF-8 text, not empty
-    return str(upload_path)
+    return str(upload_path), False
 
 
 def build_train_config(form: dict) -> TrainConfig:
@@ -181,34 +174,72 @@ def build_train_config(form: dict) -> TrainConfig:
     return TrainConfig.from_dict(data)
 
 
-def start_training(jobs: JobManager, form: dict, source: str, typed: str, upload) -> str:
-    form = {**form, "prompts": read_prompt_source(source, typed, upload, jobs.uploads_dir)}
-    out = jobs.start(build_train_config(form))
+def start_training(jobs: JobManager, form: dict, source: str, typed: str, upload, owner: str | None = None) -> str:
+    """Validate the form and start a run; a typed prompt list written for a run that cannot start is removed."""
+    prompts, written = read_prompt_source(source, typed, upload, jobs.uploads_dir)
+    try:
+        out = jobs.start(build_train_config({**form, "prompts": prompts}), owner=owner)
+    except Exception:
+        if written:
+            Path(prompts).unlink(missing_ok=True)
+        raise
     return str(out)
 
 
+def run_metrics(jobs: JobManager) -> list[dict]:
+    """The current (or last) run's whole metrics.jsonl: survives page refreshes and app restarts."""
+    if not jobs.state.output_dir:
+        return []
+    from rats_app.io import read_jsonl
+
+    return read_jsonl(Path(jobs.state.output_dir) / "metrics.jsonl")
+
+
+def resumable_choices(jobs: JobManager) -> list[str]:
+    """Runs that can continue: stopped, failed, or 'running' but not in this app (killed)."""
+    import json
+
+    runs = []
+    for run in sorted(jobs.runs_dir.parent.glob("**/run.json")):
+        try:
+            status = json.loads(run.read_text()).get("status")
+        except (OSError, ValueError):
+            continue
+        alive = jobs.busy and jobs.state.output_dir == str(run.parent)
+        if status in ("stopped", "failed") or (status == "running" and not alive):
+            runs.append(str(run.parent))
+    return runs
+
+
+def estimate_text(studio: Studio, form: dict) -> str:
+    """How long the form's run should take here, from a transformer pass measured on this machine."""
+    try:
+        config = build_train_config(form)
+    except UserError as exc:
+        return f"⚠️ {exc}"
+    studio.load()  # waits for the model the first time (it loads in the background anyway)
+    seconds = studio.estimate_training_seconds(config)
+    return (f"Estimated time on this machine: **≈ {seconds / 60:.1f} min** for {config.steps} steps "
+            f"({seconds / config.steps:.2f} s per step; from a measured transformer pass, so a guide, not a promise)")
+
+
 def save_uploaded_lora(studio: Studio, upload_path: str | None, uploads_dir: Path) -> str:
-    """Validate an uploaded LoRA (safetensors, fits the model) and keep it under runs/uploads."""
+    """Check an uploaded LoRA against the model in place (never loading it into the shared
+    pipeline), then keep it under the uploads directory with the model it was checked for."""
     if not upload_path:
         raise UserError("choose a .safetensors LoRA file to upload")
     source = Path(upload_path)
+    if not source.is_file():
+        raise UserError(f"the upload {source.name} is gone (it may have expired); upload it again")
     if source.suffix != ".safetensors":
         raise UserError(f"LoRA uploads must be .safetensors files (never pickles): {source.name}")
-    with open(source, "rb") as f:
-        header = f.read(8)
-    if len(header) < 8 or int.from_bytes(header, "little") > 100_000_000:
-        raise UserError(f"{source.name} is not a safetensors file")
+    studio.check_lora(source)
     uploads_dir = Path(uploads_dir)
     target, suffix = uploads_dir / source.stem, 1
     while target.exists():
         target, suffix = uploads_dir / f"{source.stem}-{suffix}", suffix + 1
     target.mkdir(parents=True)
     shutil.copyfile(source, target / LORA_WEIGHT_NAME)
-    try:
-        studio.check_lora(target)
-    except Exception:
-        shutil.rmtree(target, ignore_errors=True)  # a LoRA that does not fit is not kept
-        raise
     write_json(target / UPLOAD_FILE, {"model": str(studio.model_path), "file": source.name})
     return str(target)
 
@@ -229,8 +260,10 @@ def progress_text(jobs: JobManager) -> str:
     if s.status == "idle":
         return "No training run yet."
     eta = s.eta_seconds
-    eta_text = f", ETA {eta:.0f} s" if eta is not None else ""
+    eta_text = f", about {eta / 60:.1f} min left" if eta is not None else ""
     last = s.metrics[-1] if s.metrics else {}
-    detail = (f" — R_S {last['reward_student']:.3f}" if last else "")
+    detail = f" — R_S {last['reward_student']:.3f}" if last else ""
+    if last.get("reward_teacher") is not None:
+        detail += f", R_T {last['reward_teacher']:.3f}, gate {last['gate_mean']:.2f}"
     message = f"\n\n{s.message}" if s.message else ""
     return f"**{s.status}**: step {s.step} / {s.total}{eta_text}{detail} — `{s.output_dir}`{message}"
