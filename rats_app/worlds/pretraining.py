@@ -157,10 +157,11 @@ def run_stages(stage: str, work: Path, out: Path, cfg, stages: Stages) -> None:
         stages.export(work, out, cfg)
 
 
-def pretrain_main(argv: list[str] | None, *, prog: str, doc: str, config_cls: type, stages: Stages,
-                  work_dir: str, out: str) -> int:
-    """``--work-dir DIR [--stage S] [--out DIR] [--key value ...]``: a work dir resumes with its
-    recorded config, and a value given on the command line overrides it."""
+def config_cli(argv: list[str] | None, *, prog: str, doc: str, config_cls: type, work_dir: str, out: str,
+               extra_arguments=None):
+    """``--work-dir DIR [--out DIR] [--key value ...]`` for a resumable world script: a work dir
+    resumes with its recorded config, and a value given on the command line overrides it.
+    ``extra_arguments(parser)`` adds the script's own options. Returns (args, config)."""
     import argparse
     import json
     from dataclasses import asdict, fields
@@ -171,9 +172,10 @@ def pretrain_main(argv: list[str] | None, *, prog: str, doc: str, config_cls: ty
 
     parser = argparse.ArgumentParser(prog=prog, description=doc, epilog="config keys:\n" + help_lines(config_cls),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", type=Path, default=Path(work_dir))
-    parser.add_argument("--stage", choices=STAGE_CHOICES, default="all", help=run_stages.__doc__)
+    parser.add_argument("--work-dir", type=Path, default=Path(work_dir), help="checkpoints, log and config")
     parser.add_argument("--out", type=Path, default=Path(out))
+    if extra_arguments:
+        extra_arguments(parser)
     for f in fields(config_cls):
         parser.add_argument("--" + f.name.replace("_", "-"), type=type(default_of(f)), default=None)
     args = parser.parse_args(argv)
@@ -186,6 +188,17 @@ def pretrain_main(argv: list[str] | None, *, prog: str, doc: str, config_cls: ty
         parser.error(f"{saved if saved.exists() else 'config'}: {exc}")
     args.work_dir.mkdir(parents=True, exist_ok=True)
     write_json(saved, asdict(cfg))
+    return args, cfg
+
+
+def pretrain_main(argv: list[str] | None, *, prog: str, doc: str, config_cls: type, stages: Stages,
+                  work_dir: str, out: str) -> int:
+    """``--work-dir DIR [--stage S] [--out DIR] [--key value ...]`` (``config_cli``)."""
+    def stage_argument(parser):
+        parser.add_argument("--stage", choices=STAGE_CHOICES, default="all", help=run_stages.__doc__)
+
+    args, cfg = config_cli(argv, prog=prog, doc=doc, config_cls=config_cls, work_dir=work_dir, out=out,
+                           extra_arguments=stage_argument)
     torch.set_num_threads(cfg.threads)
     run_stages(args.stage, args.work_dir, args.out, cfg, stages)
     return 0

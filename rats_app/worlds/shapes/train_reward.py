@@ -17,12 +17,11 @@ cannot tell the student to sharpen. The soft pair puts the reward's slope there.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from transformers import CLIPConfig, CLIPModel
 
 from rats_app import fields as config_fields
 from rats_app.errors import ConfigError
-from rats_app.fields import default_of, from_mapping, help_lines, option
+from rats_app.fields import option
 from rats_app.io import write_json
 from rats_app.rewards.base import ImageNormalization
 from rats_app.rewards.clip_preference import ClipPreferenceReward
@@ -206,19 +205,10 @@ def train(cfg: RewardTrainConfig, out: Path, work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rats_app.worlds.shapes.train_reward", description=__doc__,
-                                     epilog="config keys:\n" + help_lines(RewardTrainConfig),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("assets/shapes-reward"))
-    parser.add_argument("--work-dir", type=Path, default=Path("runs/shapes-reward"),
-                        help="checkpoints and log (a stopped run resumes from here)")
-    for f in fields(RewardTrainConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(default_of(f)), default=default_of(f))
-    args = parser.parse_args(argv)
-    try:
-        cfg = from_mapping(RewardTrainConfig, {f.name: getattr(args, f.name) for f in fields(RewardTrainConfig)})
-    except ConfigError as exc:
-        parser.error(str(exc))
+    from rats_app.worlds.pretraining import config_cli
+
+    args, cfg = config_cli(argv, prog="python -m rats_app.worlds.shapes.train_reward", doc=__doc__,
+                           config_cls=RewardTrainConfig, out="assets/shapes-reward", work_dir="runs/shapes-reward")
     train(cfg, args.out, args.work_dir)
     return 0
 
