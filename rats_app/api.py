@@ -34,6 +34,29 @@ class GeneratedImage:
     scores: dict[str, float] = field(default_factory=dict)  # reward (or video measure) name -> score
 
 
+TRUTH_PREFIX = "truth: "
+
+
+def truth_scores(check) -> dict[str, float]:
+    """A world checker's verdict as score columns: share of attributes right, clean (1/0), and the
+    fidelity fit (blur sigma in px, residual and error to the ideal render, 0-255 RMS)."""
+    from rats_app.worlds.fidelity import FIDELITY
+
+    scores = {f"{TRUTH_PREFIX}right": round(sum(check.right.values()) / max(len(check.right), 1), 3),
+              f"{TRUTH_PREFIX}clean": float(check.clean)}
+    scores.update({f"{TRUTH_PREFIX}{key}": round(check.measurements[key], 3) for key in FIDELITY
+                   if key in check.measurements})
+    return scores
+
+
+def _as_uint8(output):
+    import numpy as np
+
+    from rats_app.io import to_uint8_frames
+
+    return to_uint8_frames(output) if not hasattr(output, "convert") else np.asarray(output.convert("RGB"))
+
+
 class Studio:
     """One model (and its rewards and LoRAs) loaded once; generation is serialised by a lock."""
 
@@ -161,7 +184,8 @@ class Studio:
 
     def score(self, items: list[GeneratedImage], prompt: str) -> None:
         """Fill each item's scores: every reward that loads (``reward_errors`` says why the others
-        do not), and for clips the model-free temporal measures (VBench's flickering, optical-flow motion)."""
+        do not), for clips the model-free temporal measures (VBench's flickering, optical-flow
+        motion), and on an embedded world its checker's ground truth (``truth_scores``)."""
         for name, reward in self.rewards().items():
             values = reward.score_fast([item.image for item in items], [prompt] * len(items))
             for item, value in zip(items, values.tolist()):
@@ -171,6 +195,10 @@ class Studio:
 
             for item in items:
                 item.scores.update({name: round(measure(item.image), 4) for name, measure in VIDEO_MEASURES.items()})
+        world = self.info.world
+        if world is not None and world.has_checker:  # the ground truth beside the learned proxies
+            for item in items:
+                item.scores.update(truth_scores(world.check(_as_uint8(item.image), prompt)))
 
     def default_lora(self) -> str | None:
         """The RATS LoRA shipped with this model's world, if any."""

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rats_app.errors import UserError, run_cli
-from rats_app.io import check_writable, read_prompts, save_png
+from rats_app.io import check_writable, read_prompts, save_png, to_uint8_frames
 from rats_app.models import DEFAULT_MODEL, check_nfe, check_seed, read_model_info, resolve_lora
 
 
@@ -109,35 +109,70 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def _images(studio, variant: Variant, prompts: list[str], seed: int, folder: Path, bar) -> list:
+    """Each prompt's output, cached as a PNG (a clip as its lossless filmstrip): resumable."""
     from PIL import Image
 
-    images = []
+    from rats_app.io import filmstrip, from_filmstrip
+
+    video = studio.media == "video"
+    outputs = []
     for i, prompt in enumerate(prompts):
         path = folder / f"{i:04d}.png"
-        if path.exists():  # resumable: cached from an earlier, interrupted run
-            images.append(Image.open(path).convert("RGB"))
+        if path.exists():  # cached from an earlier, interrupted run
+            still = np.asarray(Image.open(path).convert("RGB"))
+            outputs.append(from_filmstrip(still, studio.call_settings()[0].frames) if video else Image.fromarray(still))
         else:
-            image = studio.generate(prompt, seed + i, variant.nfe, variant.name, lora=variant.lora).image
-            save_png(image, path)
-            images.append(image)
+            output = studio.generate(prompt, seed + i, variant.nfe, variant.name, lora=variant.lora).image
+            output = to_uint8_frames(output) if video else output
+            save_png(Image.fromarray(filmstrip(output)) if video else output, path)
+            outputs.append(output)
         bar.update(1)
-    return images
+    return outputs
 
 
-def _measure(studio, variant: Variant, prompts: list[str], images: list, world) -> dict:
-    row = {"variant": variant.name, "nfe": variant.nfe, "n": len(images)}
+def median_ci(values: list[float], seed: int = 0) -> tuple[float, float]:
+    """Median and the half-width of its 95 % bootstrap interval (1000 resamples)."""
+    array = np.asarray(values, dtype=float)
+    if len(array) < 2:
+        return float(np.median(array)) if len(array) else float("nan"), float("nan")
+    resamples = np.random.default_rng(seed).choice(array, size=(1000, len(array)))
+    low, high = np.percentile(np.median(resamples, axis=1), [2.5, 97.5])
+    return float(np.median(array)), float((high - low) / 2)
+
+
+def _measure(studio, variant: Variant, prompts: list[str], outputs: list, world) -> dict:
+    row = {"variant": variant.name, "nfe": variant.nfe, "n": len(outputs)}
     for name, reward in studio.rewards().items():
         scores = []
-        for start in range(0, len(images), 32):
-            scores += reward.score_fast(images[start:start + 32], prompts[start:start + 32]).tolist()
+        for start in range(0, len(outputs), 32):
+            scores += reward.score_fast(outputs[start:start + 32], prompts[start:start + 32]).tolist()
         row[name], row[f"{name}_ci"] = mean_ci(scores)
-    if world is not None:  # the world's ground truth
-        checks = [world.check(np.asarray(im), p) for im, p in zip(images, prompts)]
-        for key, values in (("correct", [c.correct for c in checks]), ("clean", [c.clean for c in checks])):
-            row[key], row[f"{key}_ci"] = mean_ci([100.0 * v for v in values])
-        # Per-attribute rates (%, in results.json): which attribute a variant gets wrong.
-        row[ATTRIBUTES_KEY] = {a: 100.0 * float(np.mean([c.right.get(a, False) for c in checks]))
-                               for a in world.attributes}
+    if studio.media == "video":  # model-free temporal measures (VBench's flickering; optical-flow motion)
+        from rats_app.rewards.video import VIDEO_MEASURES
+
+        for name, measure in VIDEO_MEASURES.items():
+            row[name], row[f"{name}_ci"] = mean_ci([measure(clip) for clip in outputs])
+    if world is not None:
+        row.update(ground_truth([world.check(np.asarray(o), p) for o, p in zip(outputs, prompts)], world))
+    return row
+
+
+def ground_truth(checks: list, world) -> dict:
+    """The world checker's rates (%), its fidelity medians (and the ideal error's mean), and the
+    per-attribute rates (results.json) of one variant."""
+    from rats_app.worlds.fidelity import FIDELITY
+
+    row = {}
+    for key, values in (("correct", [c.correct for c in checks]), ("clean", [c.clean for c in checks])):
+        row[key], row[f"{key}_ci"] = mean_ci([100.0 * v for v in values])
+    for key in FIDELITY:  # only images with an object to fit have them
+        values = [c.measurements[key] for c in checks if key in c.measurements]
+        if values:
+            row[f"{key}_median"], row[f"{key}_median_ci"] = median_ci(values)
+    ideal = [c.measurements["ideal_error"] for c in checks if "ideal_error" in c.measurements]
+    if ideal:
+        row["ideal_error_mean"], row["ideal_error_mean_ci"] = mean_ci(ideal)
+    row[ATTRIBUTES_KEY] = {a: 100.0 * float(np.mean([c.right.get(a, False) for c in checks])) for a in world.attributes}
     return row
 
 

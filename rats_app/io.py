@@ -144,6 +144,13 @@ def filmstrip(clip) -> np.ndarray:
     return np.concatenate(list(to_uint8_frames(clip)), axis=1)
 
 
+def from_filmstrip(strip: np.ndarray, frames: int) -> np.ndarray:
+    """Inverse of :func:`filmstrip`: H x (F W) x 3 -> F x H x W x 3."""
+    strip = np.asarray(strip)
+    height, width = strip.shape[0], strip.shape[1] // frames
+    return strip.reshape(height, frames, width, 3).transpose(1, 0, 2, 3)
+
+
 def check_writable(directory: str | os.PathLike) -> None:
     """A directory that exists (or can be made) and takes files; else UserError naming why."""
     directory = Path(directory)

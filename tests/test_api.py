@@ -88,3 +88,20 @@ def test_bad_input(studio, kwargs, message):
     with pytest.raises(UserError) as info:
         studio.compare(**args)
     assert message in str(info.value)
+
+
+def test_scores_show_the_ground_truth_beside_the_rewards(studio):
+    """On an embedded world the table carries the checker's verdict and the fidelity fit."""
+    import numpy as np
+    from PIL import Image
+
+    from rats_app.api import GeneratedImage
+    from rats_app.worlds.shapes.render import render
+
+    prompt = "a large blue square at the center on a gray background"
+    items = [GeneratedImage(Image.fromarray(render(prompt, seed=1)), "Teacher", 50, 0.0),
+             GeneratedImage(Image.fromarray(np.full((64, 64, 3), 128, np.uint8)), "Baseline", 3, 0.0)]
+    studio.score(items, prompt)
+    truth = {k: v for k, v in items[0].scores.items() if k.startswith("truth: ")}
+    assert truth["truth: right"] == 1.0 and truth["truth: clean"] == 1.0 and truth["truth: sigma"] < 0.45
+    assert items[1].scores["truth: right"] < 1.0 and "truth: sigma" not in items[1].scores  # nothing to fit

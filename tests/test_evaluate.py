@@ -68,3 +68,40 @@ def test_bad_input_fails_before_any_work(tiny_env, capsys, extra, message):
     assert main(["--out-dir", str(out), "--model", str(model), "--images", "2", "--quiet", *extra]) == 2
     assert message in capsys.readouterr().err
     assert not (out / "images").exists()
+
+
+def test_ground_truth_reports_fidelity_medians_of_renders():
+    import numpy as np
+
+    from rats_app.evaluate import ground_truth, median_ci
+    from rats_app.worlds import get_world
+    from rats_app.worlds.shapes.render import Degradation, Sample, render_scene, sample_placement
+    from rats_app.worlds.shapes.prompts import parse_prompt, training_prompts
+
+    world, rng = get_world("shapes-world"), np.random.default_rng(0)
+    prompts = training_prompts()[:6]
+    scenes = [parse_prompt(p) for p in prompts]
+    sharp = [world.check(render_scene(Sample(s, sample_placement(s, rng))), p) for s, p in zip(scenes, prompts)]
+    soft = [world.check(render_scene(Sample(s, sample_placement(s, rng), Degradation(blur_sigma=1.5))), p)
+            for s, p in zip(scenes, prompts)]
+    a, b = ground_truth(sharp, world), ground_truth(soft, world)
+    assert a["correct"] == 100.0 and a["sigma_median"] < 0.35 < 1.4 < b["sigma_median"] < 1.6
+    assert a["ideal_error_median"] < 2.0 < b["ideal_error_median"] and "ideal_error_mean_ci" in a
+    assert median_ci([1.0, 2.0, 3.0])[0] == 2.0
+
+
+def test_evaluate_a_video_model_caches_filmstrips(tmp_path, tiny_wan_dir, tiny_reward_dir, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("RATS_SHAPES_REWARD", str(tiny_reward_dir))
+    out = tmp_path / "eval"
+    args = ["--out-dir", str(out), "--model", str(tiny_wan_dir), "--prompts", "world-train", "--images", "2",
+            "--nfe", "1", "--teacher-nfe", "2", "--rewards", "shapes", "--quiet"]
+    assert main(args) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {"shapes", "flicker", "motion", "correct", "clean"} <= set(rows[0])
+    strips = sorted((out / "images").rglob("*.png"))
+    assert len(strips) == 4 and Image.open(strips[0]).size == (9 * 32, 32)
+    stamps = [p.stat().st_mtime_ns for p in strips]
+    assert main(args) == 0 and json.loads((out / "results.json").read_text())["rows"] == rows  # from the cache
+    assert [p.stat().st_mtime_ns for p in strips] == stamps

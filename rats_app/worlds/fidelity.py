@@ -23,6 +23,7 @@ from scipy.optimize import minimize
 from rats_app.worlds.raster import coverage, gaussian_blur
 
 MAX_SIGMA = 4.0
+FIDELITY = ("sigma", "residual", "ideal_error")  # what a world's checker reports from the fit
 _SIMPLEX_STEPS = np.array([0.5, 0.5, 0.7, 0.4])
 # Searches start from a sharp and from a slightly soft render: from one start alone, a clean square
 # whose edges fall on half pixels could settle at sigma ~0.49 (1 % of clean Moving Shapes renders).

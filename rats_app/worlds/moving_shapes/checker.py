@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rats_app.worlds.fidelity import Bounds, fit_render
+from rats_app.worlds.fidelity import FIDELITY, Bounds, Fit, fit_render
 from rats_app.worlds.moving_shapes.prompts import ATTRIBUTES, DIRECTIONS, SIZES, Scene, parse_prompt
 from rats_app.worlds.moving_shapes.render import CANVAS, SPEED
 from rats_app.worlds.palette import BACKGROUNDS, COLORS
@@ -67,18 +67,19 @@ def check_clip(clip: np.ndarray, prompt: str | Scene | None = None) -> CheckResu
          "flicker": float(offsets.std()), "noise": float(np.mean([background_noise(s) for s in segments]))}
     boxes = [box_from_mask(s.alpha > 0.5) for s in segments] if m["object_contrast"] > MIN_OBJECT_CONTRAST else []
     defects = _quality_defects(m)
+    scene = (parse_prompt(prompt) if isinstance(prompt, str) else prompt) if prompt is not None else None
+    ideal = (BACKGROUNDS[scene.background], COLORS[scene.color]) if scene else (BACKGROUNDS[bg_name], COLORS[colour_name])
     if len(boxes) != len(frames) or any(b is None for b in boxes):
         predicted.update(shape="none", size="none", direction="none")
         defects.append("missing")
     else:
-        predicted.update(_read_object(segments, boxes, m))
+        predicted.update(_read_object(segments, boxes, m, ideal))
         defects += _motion_defects(np.array([b[:2] for b in boxes]), m)
         defects += _consistency_defects(boxes, objects, m)
         if "noise" not in defects and m["sigma"] > MAX_CLEAN_SIGMA:  # noise would pass for blur too
             defects.append("blur")
     result = CheckResult(predicted=predicted, clean=not defects, defects=tuple(defects), measurements=m)
-    if prompt is not None:
-        scene = parse_prompt(prompt) if isinstance(prompt, str) else prompt
+    if scene is not None:
         result.right = {a: predicted[a] == getattr(scene, a) for a in ATTRIBUTES}
     return result
 
@@ -108,13 +109,15 @@ def _whole(box: tuple[float, float, float]) -> bool:
     return min(cx - half, cy - half) >= 0.5 and max(cx + half, cy + half) <= CANVAS - 0.5
 
 
-def _read_object(segments, boxes, m: dict) -> dict[str, str]:
-    """Size, shape (voted over the frames where the object is whole) and direction."""
+def _read_object(segments, boxes, m: dict, ideal_colours) -> dict[str, str]:
+    """Size, shape (voted over the frames where the object is whole) and direction; the fidelity of
+    the middle frames (rats_app.worlds.fidelity: sigma, residual, error to the ideal render in
+    ``ideal_colours``), medians over those frames."""
     sides = np.array([b[2] for b in boxes])
     m["side"] = float(np.median(sides))
     frames = [i for i, b in enumerate(boxes) if _whole(b)] or list(range(len(boxes)))
     middle = frames[len(frames) // 2 - 1:len(frames) // 2 + 2] or frames  # three frames are enough
-    widths, votes, fits = [], [], []
+    widths, votes, template_fits = [], [], []
     for i in middle:
         shape, fit = best_shape(segments[i].alpha, boxes[i])
         width = edge_width(segments[i].alpha_raw, shape, boxes[i][2])
@@ -122,11 +125,13 @@ def _read_object(segments, boxes, m: dict) -> dict[str, str]:
             shape, fit = best_shape(segments[i].alpha, boxes[i], SOFT_TEMPLATE_BLURS)
         widths.append(width)
         votes.append(shape)
-        fits.append(fit)
+        template_fits.append(fit)
     shape = max(set(votes), key=votes.count)
-    m["sigma"] = float(np.median([_fitted_sigma(segments[i].image, shape, boxes[i]) for i in middle]))
+    fits = [_fit(segments[i].image, shape, boxes[i], ideal_colours) for i in middle]
+    for key in FIDELITY:
+        m[key] = float(np.median([getattr(f, key) for f in fits]))
     m["edge_width"] = float(np.median(widths))
-    m["shape_fit"] = float(np.mean(fits))
+    m["shape_fit"] = float(np.mean(template_fits))
     m["shape_votes"] = float(max(votes.count(v) for v in votes) / len(votes))
     centres = np.array([b[:2] for b in boxes])
     motion = centres[-1] - centres[0]
@@ -140,12 +145,12 @@ def _read_object(segments, boxes, m: dict) -> dict[str, str]:
             "shape": shape, "direction": direction}
 
 
-def _fitted_sigma(frame: np.ndarray, shape: str, box: tuple[float, float, float]) -> float:
-    """The blur of the best-fitting ideal render near the measured box (colours free)."""
+def _fit(frame: np.ndarray, shape: str, box: tuple[float, float, float], ideal_colours) -> Fit:
+    """The best-fitting blurred ideal render near the measured box (colours free)."""
     cx, cy, side = box
     # A thresholded mask cuts a triangle's apex off: the true side can be well above the box's.
     bounds = Bounds((cx - 2, cx + 2), (cy - 2, cy + 2), (side - 1.5, side + 3))
-    return fit_render(frame, shape, box, bounds, (BACKGROUNDS["white"], COLORS["red"])).sigma
+    return fit_render(frame, shape, box, bounds, ideal_colours)
 
 
 def _motion_defects(centres: np.ndarray, m: dict) -> list[str]:

@@ -167,14 +167,3 @@ def sample_clip(prompt: str, rng: np.random.Generator, p_degraded: float = 0.5) 
 def render(prompt: str, seed: int = 0, p_degraded: float = 0.0) -> np.ndarray:
     """Render one clip of a prompt (clean by default) with jitter drawn from ``seed``."""
     return render_clip(sample_clip(prompt, np.random.default_rng(seed), p_degraded))
-
-
-def filmstrip(clip: np.ndarray) -> np.ndarray:
-    """(F, H, W, 3) -> (H, F * W, 3): the frames side by side (the generate CLI's lossless PNG)."""
-    return np.concatenate(list(clip), axis=1)
-
-
-def from_filmstrip(strip: np.ndarray, frames: int = FRAMES) -> np.ndarray:
-    """Inverse of :func:`filmstrip`."""
-    height, width = strip.shape[0], strip.shape[1] // frames
-    return strip.reshape(height, frames, width, 3).transpose(1, 0, 2, 3)

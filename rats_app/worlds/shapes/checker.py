@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rats_app.worlds.fidelity import FIDELITY, Bounds, fit_render
+from rats_app.worlds.palette import BACKGROUNDS, COLORS
 from rats_app.worlds.reading import (
     SOFT_TEMPLATE_BLURS,
     CheckResult,
@@ -20,7 +22,8 @@ from rats_app.worlds.reading import (
     fit_palette,
     segment,
 )
-from rats_app.worlds.shapes.prompts import ATTRIBUTES, POSITIONS, Scene, parse_prompt
+from rats_app.worlds.shapes.prompts import ATTRIBUTES, POSITIONS, SIZES, Scene, parse_prompt
+from rats_app.worlds.shapes.render import POSITION_JITTER, SIZE_JITTER
 
 _SIZE_SPLIT = (16 + 28) / 2
 # Quality thresholds, set between what clean renders and the mildest degradation produce.
@@ -64,7 +67,20 @@ def check_image(image: np.ndarray, prompt: str | Scene | None = None) -> CheckRe
     if prompt is not None:
         scene = parse_prompt(prompt) if isinstance(prompt, str) else prompt
         result.right = {a: predicted[a] == getattr(scene, a) for a in ATTRIBUTES}
+        if box is not None:
+            measurements.update(fidelity(image, scene, box))
     return result
+
+
+def fidelity(image: np.ndarray, scene: Scene, box: tuple[float, float, float]) -> dict[str, float]:
+    """The prompt's ideal render fitted to the image (rats_app.worlds.fidelity): centre and side
+    within the contract's jitter around the prompt's position and size, colours free, plus a blur."""
+    x, y = POSITIONS[scene.position]
+    side = SIZES[scene.size]
+    bounds = Bounds((x - POSITION_JITTER, x + POSITION_JITTER), (y - POSITION_JITTER, y + POSITION_JITTER),
+                    (side - SIZE_JITTER, side + SIZE_JITTER))
+    fit = fit_render(image, scene.shape, box, bounds, (BACKGROUNDS[scene.background], COLORS[scene.color]))
+    return {key: getattr(fit, key) for key in FIDELITY}
 
 
 def summarize(results: list[CheckResult]) -> dict[str, float]:
