@@ -75,8 +75,8 @@ def test_ground_truth_reports_fidelity_medians_of_renders():
 
     from rats_app.evaluate import ground_truth, median_ci
     from rats_app.worlds import get_world
-    from rats_app.worlds.shapes.render import Degradation, Sample, render_scene, sample_placement
     from rats_app.worlds.shapes.prompts import parse_prompt, training_prompts
+    from rats_app.worlds.shapes.render import Degradation, Sample, render_scene, sample_placement
 
     world, rng = get_world("shapes-world"), np.random.default_rng(0)
     prompts = training_prompts()[:6]
