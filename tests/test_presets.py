@@ -99,3 +99,37 @@ def test_full_size_flux_dev_benchmark_code_runs_scaled_down(tmp_path):
     trainer.start_schedule()
     metrics = trainer.train_step()
     assert np.isfinite(metrics.loss) and metrics.grad_norm > 0
+
+
+def test_full_size_wan_benchmark_code_runs_scaled_down(tmp_path):
+    """benchmarks/wan_memory.py's Wan2.1 architecture (UMT5, Wan VAE, UniPC flow scheduler), scaled
+    down, through a RATS step with CFG, cached text, checkpointing, a frame subset and VAE tiling."""
+    from rats_app.architectures import wan21
+    from rats_app.config import TrainConfig
+    from rats_app.model_presets import WAN_FULL
+    from rats_app.models import ModelInfo
+    from rats_app.training import Components, prepare_run
+
+    pipe, reward, prompts = wan21("tiny", "cpu")
+    assert type(pipe.scheduler).__name__ == "UniPCMultistepScheduler" and pipe.scheduler.config.flow_shift == 3.0
+    config = TrainConfig.from_dict({"model": "random", "reward": "hpsv2", "steps": 1, "batch_size": 1,
+                                    "sample_every": 0, "teacher_steps": 6, "lora_rank": 4, "device": "cpu",
+                                    "dtype": "bfloat16", "gradient_checkpointing": True, "vae_tiling": True,
+                                    "cache_text_embeddings": True, "reward_frames": 2, "lora_targets": WAN_FULL})
+    info = ModelInfo(path="random", pipeline_class="WanPipeline", height=32, width=32, frames=5,
+                     call_defaults={"max_sequence_length": 16, "guidance_scale": 5.0})
+    trainer = prepare_run(config, tmp_path / "run", components=Components(pipe, info, reward, {}, prompts)).trainer
+    trainer.start_schedule()
+    metrics = trainer.train_step()
+    assert np.isfinite(metrics.loss) and metrics.grad_norm > 0
+
+
+def test_published_architectures_have_their_published_sizes():
+    """Built on the meta device: FLUX.1-dev's 11.9B transformer, Wan2.1's 1.42B and 14.3B, UMT5-XXL's 5.7B."""
+    from rats_app.architectures import flux_dev, parameter_counts, wan21
+
+    flux = parameter_counts(lambda: flux_dev(False, "meta"))
+    small, large = (parameter_counts(lambda s=s: wan21(s, "meta")) for s in ("1.3b", "14b"))
+    assert flux["transformer"] == 11_901_408_320 and flux["text_encoder_2"] == 4_762_310_656
+    assert small["transformer"] == 1_418_996_800 and large["transformer"] == 14_288_491_584
+    assert small["text_encoder"] == 5_680_910_336 and small["vae"] == 126_892_531
