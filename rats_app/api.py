@@ -216,9 +216,11 @@ class Studio:
         negative = family.negative_prompt_for(guidance, float(call.get("true_cfg_scale", 1.0)), call.get("negative_prompt"))
         guided = 2 if negative is not None else 1  # classifier-free guidance: two passes per step
         student = guided if family.student_guidance(guidance) == guidance else 1  # SD3's student runs unguided
-        k = config.student_steps
-        teacher = k * -(-config.teacher_steps // k) * guided if config.alpha > 0 else 0
-        passes = teacher + 3 * k * student  # backward costs about two forwards
+
+        def passes(k: int) -> int:
+            teacher = k * -(-config.teacher_steps // k) * guided if config.alpha > 0 else 0
+            return teacher + 3 * k * student  # backward costs about two forwards
+        passes = sum(map(passes, config.trained_nfes)) / len(config.trained_nfes)  # K drawn evenly from these
         return 1.25 * config.steps * config.gradient_accumulation_steps * passes * self._pass_seconds[config.batch_size]
 
     @torch.no_grad()

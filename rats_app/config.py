@@ -46,6 +46,8 @@ class TrainConfig:
     # --- the method
     student_steps: int = _f(3, "K: student sampling steps (its timesteps are the horizons)", low=1, high=50,
                             advanced=False)
+    student_steps_choices: list = _f([], "draw K per step from these (e.g. 1, 2, 3, 4, 6, 8: one LoRA for every "
+                                     "budget; horizons are then every student step); empty = always student_steps")
     teacher_steps: int = _f(24, "teacher steps; rounded up to a multiple of student_steps so its grid "
                             "contains the student's", low=1, high=1000)
     horizons: list = _f([], "student step indices to match at (0 = sigma 1); empty = all K")
@@ -76,6 +78,9 @@ class TrainConfig:
     batch_size: int = _f(8, "prompts per micro-batch (per process)", low=1, high=4096)
     gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer step (the paper's Wan run: batch 1 x 8)",
                                           low=1, high=1024)
+    batch_guidance: bool = _f(True, "classifier-free guidance's two passes as one batched forward in the training "
+                              "rollouts (faster; the last bits differ from the pipeline's two passes, which "
+                              "generation keeps)")
     reward_frames: int = _f(0, "video: frames an image reward scores per clip (0 = all, k = k evenly spaced, "
                             "first and last included)", low=0)
     gradient_checkpointing: bool = _f(False, "recompute each student step in backward (saves memory)")
@@ -115,6 +120,14 @@ class TrainConfig:
             raise ConfigError(f"horizon_weights: {self.horizon_weights!r} must be non-negative numbers")
         if not all(isinstance(t, str) and t for t in self.lora_targets) or not self.lora_targets:
             raise ConfigError(f"lora_targets: {self.lora_targets!r} must be a non-empty list of module names")
+        if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50 for k in self.student_steps_choices):
+            raise ConfigError(f"student_steps_choices: {self.student_steps_choices!r} must be step counts in [1, 50]")
+        if self.student_steps_choices and self.horizons:
+            raise ConfigError("horizons: with student_steps_choices every student step is a horizon; leave horizons "
+                              "empty")
+        if self.student_steps_choices and self.horizon_weights:
+            raise ConfigError("horizon_weights: with student_steps_choices the horizons change with K; leave "
+                              "horizon_weights empty")
         if self.teacher_target == "final" and self.match_on != "x0":
             raise ConfigError("teacher_target: 'final' needs match_on: 'x0' (a noisy state has no final image)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -128,6 +141,11 @@ class TrainConfig:
     @property
     def weights(self) -> list[float]:
         return [float(w) for w in self.horizon_weights] or [1.0] * len(self.horizon_indices)
+
+    @property
+    def trained_nfes(self) -> list[int]:
+        """The student step counts this run trains (what its LoRA is made for)."""
+        return sorted(set(self.student_steps_choices)) or [self.student_steps]
 
     @property
     def teacher_subdivisions(self) -> int:

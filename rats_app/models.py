@@ -162,6 +162,28 @@ def lora_record(path: str | os.PathLike) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def trained_nfes(path: str | os.PathLike) -> list[int]:
+    """The student step counts a RATS LoRA was trained for ([] for another LoRA: nothing is known).
+    Records written before student_steps_choices existed hold student_steps alone."""
+    record = lora_record(path)
+    nfes = record.get("trained_nfes") or ([record["student_steps"]] if "student_steps" in record else [])
+    return [int(n) for n in nfes if isinstance(n, int) and not isinstance(n, bool)]
+
+
+def nfe_note(path: str | os.PathLike | None, nfe: int) -> str:
+    """One line saying whether the RATS LoRA was trained for this budget (the app shows it under its slider)."""
+    if not path:
+        return "No RATS LoRA selected: only the baseline and the teacher are made."
+    nfes = trained_nfes(path)
+    if not nfes:
+        return "This LoRA has no RATS record: the budgets it was trained for are unknown."
+    listed = ", ".join(map(str, nfes))
+    if nfe in nfes:
+        return f"RATS LoRA trained for NFE {listed}: NFE {nfe} is one of them."
+    return (f"RATS LoRA trained for NFE {listed} only: at NFE {nfe} it runs outside its training, and may be "
+            "no better than the baseline.")
+
+
 def check_lora(pipe, path: str | os.PathLike) -> Path:
     """Everything that can be wrong with a LoRA for this pipeline, found from the file alone (the
     pipeline is only read): a RATS LoRA for another pipeline class, then rats_app.lora.check_lora_file.

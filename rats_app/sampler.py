@@ -79,13 +79,15 @@ def schedule(family: ModelFamily, num_steps: int, image_seq_len: int, sigmas: np
 
 def denoise(family: ModelFamily, latents: torch.Tensor, cond: Conditioning, size: Size, num_steps: int,
             sigmas: np.ndarray | None = None, guidance_scale: float | None = None, true_cfg_scale: float = 1.0,
-            grad: bool = False, checkpoint: bool = False, record: bool = False, solver: str = "native") -> Rollout:
+            grad: bool = False, checkpoint: bool = False, record: bool = False, solver: str = "native",
+            batch_guidance: bool = False) -> Rollout:
     """Run the chain from ``latents`` (noise at sigma = 1) to sigma = 0.
 
     ``guidance_scale`` None means the family's pipeline default. ``true_cfg_scale`` > 1 is
-    FluxPipeline's true CFG (needs negative embeddings in ``cond``)."""
+    FluxPipeline's true CFG (needs negative embeddings in ``cond``). ``batch_guidance``: CFG's two
+    passes as one (training rollouts; generation keeps the pipeline's own passes)."""
     plan = schedule(family, num_steps, family.image_seq_len(latents), sigmas, solver)
-    velocity = family.velocity(latents, cond, size, guidance_scale, true_cfg_scale)
+    velocity = family.velocity(latents, cond, size, guidance_scale, true_cfg_scale, batch_guidance)
     rollout = Rollout(latents=latents, sigmas=plan.sigmas)
     with torch.set_grad_enabled(grad):
         for i, t in enumerate(plan.timesteps):

@@ -173,14 +173,60 @@ def test_true_cfg_from_call_defaults_drives_teacher_and_student(tmp_path, tiny_w
     model = tmp_path / "model"
     shutil.copytree(tiny_world_model_dir, model)
     write_json(model / "call_defaults.json", {"max_sequence_length": 16, "true_cfg_scale": 2.0, "negative_prompt": ""})
-    trainer = prepare_tiny(tmp_path / "run", model_dir=model).trainer
-    assert trainer.true_cfg_scale == 2.0 and trainer.negative_prompt == ""
-    calls = []
-    hook = trainer.pipe.transformer.register_forward_hook(lambda *args: calls.append(1))
-    trainer.start_schedule()
-    trainer.train_step()
-    hook.remove()
-    assert len(calls) == 2 * (6 + 3)  # teacher 6 steps, student 3 steps, each conditional + unconditional
+    for batched in (False, True):
+        trainer = prepare_tiny(tmp_path / f"run-{batched}", model_dir=model, batch_guidance=batched).trainer
+        assert trainer.true_cfg_scale == 2.0 and trainer.negative_prompt == ""
+        rows = []
+        hook = trainer.pipe.transformer.register_forward_hook(lambda m, args, kwargs, out: rows.append(
+            kwargs["hidden_states"].shape[0]), with_kwargs=True)
+        trainer.start_schedule()
+        trainer.train_step()
+        hook.remove()
+        batch = trainer.config.batch_size
+        # teacher 6 steps, student 3 steps, each conditional + unconditional: two passes, or one of twice the rows
+        assert rows == ([2 * batch] * (6 + 3) if batched else [batch] * (2 * (6 + 3)))
+
+
+def test_batched_guidance_matches_the_two_passes(tmp_path, tiny_world_model_dir, tiny_wan_dir):
+    """The training rollouts' one batched CFG pass gives the pipelines' two passes to float rounding."""
+    from rats_app.families import Size, family_of
+    from rats_app.models import load_pipeline
+
+    cases = [(tiny_world_model_dir, Size(64, 64), dict(guidance_scale=None, true_cfg_scale=2.5)),
+             (tiny_wan_dir, Size(32, 32, 9), dict(guidance_scale=5.0))]
+    for model_dir, size, guidance in cases:
+        family = family_of(load_pipeline(model_dir, device="cpu", dtype=torch.float32)[0])
+        cond = family.encode(["a red square", "a blue circle"], 16, "")
+        noise = family.initial_noise([torch.Generator().manual_seed(i) for i in range(2)], size, torch.float32)
+        t = torch.tensor(700.0)
+        with torch.no_grad():
+            two = family.velocity(noise, cond, size, batch_guidance=False, **guidance)(noise, t)
+            one = family.velocity(noise, cond, size, batch_guidance=True, **guidance)(noise, t)
+        assert two.abs().max() > 0
+        torch.testing.assert_close(one, two, rtol=1e-4, atol=1e-5)
+
+
+def test_one_lora_for_several_budgets(tmp_path, train_tiny):
+    """student_steps_choices: K drawn per step from the seed and the step (resumes draw the same), every
+    student step matched, and the LoRA's record says which budgets it was trained for."""
+    from rats_app.models import nfe_note, trained_nfes
+
+    recorder = Recorder()
+    trainer = train_tiny(tmp_path / "run", steps=6, student_steps_choices=[1, 2, 4], callbacks=[recorder])
+    drawn = [trainer.student_steps_at(s) for s in range(6)]
+    assert [m.student_steps for m in recorder.seen] == drawn and set(drawn) <= {1, 2, 4} and len(set(drawn)) > 1
+    record = json.loads((tmp_path / "run" / "rats.json").read_text())
+    assert record["trained_nfes"] == [1, 2, 4]
+    assert trained_nfes(tmp_path / "run") == [1, 2, 4]
+    assert "NFE 2 is one of them" in nfe_note(tmp_path / "run", 2)
+    assert "outside its training" in nfe_note(tmp_path / "run", 3)
+    assert "1, 2, 4-step" in (tmp_path / "run" / "README.md").read_text()
+    out = trainer.rollout(*trainer.batch(0), student_steps=4)
+    assert len(out.student_horizons) == 4  # every student step is a horizon
+    with pytest.raises(ConfigError, match="horizons"):
+        TrainConfig.from_dict({"student_steps_choices": [1, 2], "horizons": [0]})
+    with pytest.raises(ConfigError, match="student_steps_choices"):
+        TrainConfig.from_dict({"student_steps_choices": [0, 2]})
 
 
 def test_learning_rate_schedule_exact_values(tmp_path, train_tiny):

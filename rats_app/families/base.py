@@ -153,8 +153,10 @@ class ModelFamily(ABC):
     # ---------------------------------------------------------------- model
     @abstractmethod
     def velocity(self, latents: torch.Tensor, cond: Conditioning, size: Size, guidance_scale: float | None,
-                 true_cfg_scale: float = 1.0) -> Velocity:
-        """``velocity(x, t)`` as the pipeline's transformer call (with its guidance) computes it."""
+                 true_cfg_scale: float = 1.0, batch_guidance: bool = False) -> Velocity:
+        """``velocity(x, t)`` as the pipeline's transformer call (with its guidance) computes it.
+        ``batch_guidance``: the conditional and unconditional passes of classifier-free guidance as
+        one batched pass (faster; differs from the pipeline's two passes in the last bits)."""
 
     @abstractmethod
     def decode(self, latents: torch.Tensor, size: Size) -> torch.Tensor:
@@ -167,3 +169,15 @@ class ModelFamily(ABC):
     def student_guidance(self, teacher_guidance: float | None) -> float | None:
         """The guidance the RATS student runs with (default: the teacher's; SD3: none)."""
         return teacher_guidance
+
+
+def guided(one_pass, x: torch.Tensor, t: torch.Tensor, positive: tuple, negative: tuple, scale: float,
+           batched: bool) -> torch.Tensor:
+    """Classifier-free guidance ``uncond + scale * (cond - uncond)`` from ``one_pass(x, t, *inputs)``:
+    two passes as the pipelines make them, or one pass over both halves of a doubled batch."""
+    if batched:
+        both = one_pass(torch.cat([x, x]), t, *(torch.cat([p, n]) for p, n in zip(positive, negative)))
+        conditional, unconditional = both.chunk(2)
+    else:
+        conditional, unconditional = one_pass(x, t, *positive), one_pass(x, t, *negative)
+    return unconditional + scale * (conditional - unconditional)

@@ -9,7 +9,7 @@ import torch
 from diffusers import FluxPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
-from rats_app.families.base import Conditioning, ModelFamily, Size, Velocity
+from rats_app.families.base import Conditioning, ModelFamily, Size, Velocity, guided
 
 
 class FluxFamily(ModelFamily):
@@ -56,7 +56,7 @@ class FluxFamily(ModelFamily):
     def passes_mu(self, scheduler) -> bool:
         return True  # FluxPipeline computes mu for every scheduler (used only when shifting is dynamic)
 
-    def velocity(self, latents, cond, size, guidance_scale, true_cfg_scale=1.0) -> Velocity:
+    def velocity(self, latents, cond, size, guidance_scale, true_cfg_scale=1.0, batch_guidance=False) -> Velocity:
         transformer = self.pipe.transformer
         batch = latents.shape[0]
         _, h, w = self.latent_shape(size)
@@ -68,17 +68,18 @@ class FluxFamily(ModelFamily):
         true_cfg = true_cfg_scale > 1 and cond.negative_embeds is not None  # FluxPipeline's do_true_cfg
 
         def one_pass(x, t, embeds, pooled):
-            return transformer(hidden_states=x, timestep=t.expand(batch).to(x.dtype) / 1000, guidance=guidance,
+            rows = x.shape[0]
+            g = None if guidance is None else guidance[:1].expand(rows)
+            return transformer(hidden_states=x, timestep=t.expand(rows).to(x.dtype) / 1000, guidance=g,
                                pooled_projections=pooled, encoder_hidden_states=embeds,
                                txt_ids=cond.text_ids, img_ids=img_ids, return_dict=False)[0]
 
         def velocity(x, t):
-            v = one_pass(x, t, cond.prompt_embeds, cond.pooled)
             if not true_cfg:
-                return v
-            # Two separate passes, as FluxPipeline makes them (a batched pass differs in the last bits).
-            negative = one_pass(x, t, cond.negative_embeds, cond.negative_pooled)
-            return negative + true_cfg_scale * (v - negative)
+                return one_pass(x, t, cond.prompt_embeds, cond.pooled)
+            # Two separate passes, as FluxPipeline makes them, unless batch_guidance asks for one.
+            return guided(one_pass, x, t, (cond.prompt_embeds, cond.pooled), (cond.negative_embeds,
+                          cond.negative_pooled), true_cfg_scale, batch_guidance)
         return velocity
 
     def decode(self, latents, size) -> torch.Tensor:

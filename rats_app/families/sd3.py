@@ -34,8 +34,9 @@ class SD3Family(ModelFamily):
         patch = self.pipe.transformer.config.patch_size
         return (latents.shape[2] // patch) * (latents.shape[3] // patch)
 
-    def velocity(self, latents, cond, size, guidance_scale, true_cfg_scale=1.0) -> Velocity:
-        transformer = self.pipe.transformer  # SD3's CFG is guidance_scale; true_cfg_scale is FLUX's alone
+    def velocity(self, latents, cond, size, guidance_scale, true_cfg_scale=1.0, batch_guidance=True) -> Velocity:
+        # SD3's CFG is guidance_scale (true_cfg_scale is FLUX's alone), always one batched pass as the pipeline's.
+        transformer = self.pipe.transformer
         scale = self.default_guidance if guidance_scale is None else guidance_scale
         cfg = scale > 1  # StableDiffusion3Pipeline.do_classifier_free_guidance
         if cfg and cond.negative_embeds is None:

@@ -14,7 +14,7 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from rats_app.errors import UserError
-from rats_app.families.base import Conditioning, ModelFamily, Size, Velocity
+from rats_app.families.base import Conditioning, ModelFamily, Size, Velocity, guided
 
 
 class WanFamily(ModelFamily):
@@ -74,7 +74,7 @@ class WanFamily(ModelFamily):
         p = self.pipe.transformer.config.patch_size
         return int(np.prod([latents.shape[2 + i] // p[i] for i in range(3)]))
 
-    def velocity(self, latents, cond, size, guidance_scale, true_cfg_scale=1.0) -> Velocity:
+    def velocity(self, latents, cond, size, guidance_scale, true_cfg_scale=1.0, batch_guidance=False) -> Velocity:
         transformer = self.pipe.transformer
         scale = self.default_guidance if guidance_scale is None else guidance_scale
         cfg = scale > 1  # WanPipeline.do_classifier_free_guidance
@@ -86,11 +86,10 @@ class WanFamily(ModelFamily):
                                encoder_hidden_states=embeds, return_dict=False)[0]
 
         def velocity(x, t):
-            v = one_pass(x, t, cond.prompt_embeds)
             if not cfg:
-                return v
-            uncond = one_pass(x, t, cond.negative_embeds)  # a separate pass, as WanPipeline makes it
-            return uncond + scale * (v - uncond)
+                return one_pass(x, t, cond.prompt_embeds)
+            # A separate unconditional pass, as WanPipeline makes it, unless batch_guidance asks for one.
+            return guided(one_pass, x, t, (cond.prompt_embeds,), (cond.negative_embeds,), scale, batch_guidance)
         return velocity
 
     def decode(self, latents, size) -> torch.Tensor:

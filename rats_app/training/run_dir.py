@@ -42,7 +42,8 @@ STUDENT_FILE = "rats.json"
 
 def student_record(run: RunInfo) -> dict:
     """What the app and the CLI need to run the student as it was trained (beside the LoRA)."""
-    return {"solver": run.solver, "student_steps": run.config.student_steps, "family": run.family,
+    return {"solver": run.solver, "student_steps": run.config.student_steps,
+            "trained_nfes": run.config.trained_nfes, "family": run.family,
             "pipeline": run.pipeline_class, "media": run.media, "base_model": run.config.model,
             "call": run.student_call}
 RESUMABLE_CHANGES = {"steps", "sample_every", "checkpoint_every", "checkpoint_minutes", "device", "watch_every",
@@ -204,6 +205,10 @@ class RunDirectory(TrainerCallback):
             save_figure(curves_figure(rows), self.path / "curves.png")
 
 
+def _budgets(nfes: list[int]) -> str:
+    return f"{nfes[0]}-step" if len(nfes) == 1 else f"{', '.join(map(str, nfes))}-step (one LoRA for each)"
+
+
 def _literal(value) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)  # "" as in the docs
 
@@ -226,7 +231,7 @@ tags: [lora, rats, few-step, {run.family}]
 ---
 # RATS LoRA ({cfg.preset}) for `{cfg.model}`
 
-A {cfg.student_steps}-step student trained with RATS (reward-aware trajectory shaping) by RATS Studio.
+A {_budgets(cfg.trained_nfes)} student trained with RATS (reward-aware trajectory shaping) by RATS Studio.
 Status: **{"stopped early" if stopped else "finished"}** after {step} of {cfg.steps} steps.
 
 ```python
@@ -241,7 +246,7 @@ output = pipe(prompt{call})
 | preset | {cfg.preset} |
 | reward (trained) | {cfg.reward} |
 | alpha / lambda / tau / gate | {cfg.alpha} / {cfg.reward_weight} / {cfg.tau} / {cfg.gate} |
-| student / teacher steps | {cfg.student_steps} / {run.teacher_steps} |
+| student / teacher steps | {", ".join(map(str, cfg.trained_nfes))} / {run.teacher_steps} |
 | LoRA rank / alpha / targets | {cfg.lora_rank} / {cfg.lora_alpha} / {", ".join(cfg.lora_targets)} |
 | learning rate / batch / EMA decay | {cfg.learning_rate} / {cfg.batch_size} / {cfg.ema_decay} |
 

@@ -198,7 +198,15 @@ class RatsTrainer:
 
     def _chain(self, noise, cond, num_steps, **kwargs) -> Rollout:
         return denoise(self.family, noise, cond, self.size, num_steps, true_cfg_scale=self.true_cfg_scale,
-                       record=True, solver=TRAINING_SOLVER, **kwargs)
+                       record=True, solver=TRAINING_SOLVER, batch_guidance=self.config.batch_guidance, **kwargs)
+
+    def student_steps_at(self, step: int) -> int:
+        """K for this optimisation step: fixed, or drawn from student_steps_choices (a function of the
+        seed and the step, so every process and a resumed run draw the same)."""
+        choices = self.config.student_steps_choices
+        if not choices:
+            return self.config.student_steps
+        return int(choices[np.random.default_rng([self.config.seed, step, 7919]).integers(len(choices))])
 
     def rollout(self, prompts: list[str], noise: torch.Tensor, student_steps: int | None = None) -> RolloutResult:
         """Teacher chain (no gradients), student chain (with gradients) and both rewards, from one noise."""
@@ -218,7 +226,7 @@ class RatsTrainer:
                               guidance_scale=self.student_guidance)
         images = self.to_unit(student.latents)
         r_student = self.reward.score(images, prompts).float()
-        horizons = cfg.horizon_indices if k == cfg.student_steps else list(range(k))
+        horizons = cfg.horizon_indices if k == cfg.student_steps and not cfg.student_steps_choices else list(range(k))
         if teacher is None:  # terminal reward only: nothing to match
             return RolloutResult(prompts, student, None, images, r_student, r_student.detach(), [], [])
         pick = (lambda r, i: r.x0_preds[i]) if cfg.match_on == "x0" else (lambda r, i: r.states[i])
@@ -238,7 +246,7 @@ class RatsTrainer:
         """One micro-batch: rollout, loss, backward (scaled for accumulation)."""
         cfg = self.config
         with self._autocast():
-            out = self.rollout(*self.batch(self.step, micro))
+            out = self.rollout(*self.batch(self.step, micro), student_steps=self.student_steps_at(self.step))
             weights = cfg.weights if out.student_horizons and len(cfg.weights) == len(out.student_horizons) else None
             loss = rats_loss(out.reward_student, out.reward_teacher, out.teacher_horizons, out.student_horizons,
                              weights, alpha=cfg.alpha, reward_weight=cfg.reward_weight, tau=cfg.tau, gate=cfg.gate,

@@ -44,6 +44,7 @@ def build(ctx, shared) -> None:
         with gr.Row():
             nfe = gr.Slider(1, 16, value=3, step=1, label="Student NFE", elem_id="student-nfe")
             teacher_nfe = gr.Slider(1, 100, value=50, step=1, label="Teacher NFE")
+        nfe_note = gr.Markdown(elem_id="nfe-note")
         if examples:
             held = sum(h for _, h in examples)
             gr.Examples([p for p, _ in examples], inputs=prompt,
@@ -58,6 +59,9 @@ def build(ctx, shared) -> None:
         scores = gr.Dataframe(label="Scores (same prompt, seed and noise; in parentheses: the difference to the "
                                     "baseline)", interactive=False, elem_id="scores")
     shared.update(prompt=prompt, seed=seed, teacher_nfe=teacher_nfe, student_nfe=nfe, video_row=video_row)
+    for trigger in (nfe.change, shared["lora_dir"].change):
+        trigger(handlers.nfe_note, [shared["lora_dir"], nfe], nfe_note, api_visibility="private")
+    shared["on_load"].append((handlers.nfe_note, [shared["lora_dir"], nfe], nfe_note))
     dice.click(lambda: str(random.randrange(2**64)), None, seed, api_visibility="private")
     go.click(compare, [prompt, seed, nfe, teacher_nfe, shared["lora_dir"], shared["model_state"]],
              [*stills, scores, *clips], api_name="compare", concurrency_limit=4)

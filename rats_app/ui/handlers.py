@@ -19,6 +19,7 @@ from rats_app.fields import default_of
 from rats_app.io import filmstrip, read_prompts, save_video, write_json, write_text
 from rats_app.jobs import UPLOAD_FILE, JobManager, list_loras
 from rats_app.models import LORA_WEIGHT_NAME, check_seed
+from rats_app.models import nfe_note as _nfe_note
 
 MAX_PROMPT_CHARS = 300
 WORLD_PROMPTS, TYPED_PROMPTS, UPLOADED_PROMPTS = "the world's prompts", "Typed list", "Uploaded file"
@@ -47,6 +48,14 @@ def check_number(value, name: str) -> float | int:
     if isinstance(number, float) and not math.isfinite(number):
         raise UserError(f"{name}: {value!r} is not a finite number")
     return number
+
+
+def nfe_note(lora_dir, nfe) -> str:
+    """The line under the Student NFE slider: whether the selected RATS LoRA was trained for it."""
+    try:
+        return _nfe_note(lora_dir, check_int(nfe, "nfe"))
+    except (UserError, OSError):
+        return ""  # a LoRA that cannot be read says so where it is used
 
 
 def check_int(value, name: str) -> int:
