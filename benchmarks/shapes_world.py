@@ -2,6 +2,11 @@
 
     python benchmarks/shapes_world.py teacher --images 120
     python benchmarks/shapes_world.py presets --images 120 --lora rats=DIR --lora distill=DIR --lora reward=DIR
+    python benchmarks/shapes_world.py budgets --images 120 --lora rats=DIR      # NFE 1, 2, 3, 4, 8
+
+Every row has the checker's rates and its ground-truth fidelity beside the world reward: the
+median fitted blur sigma (px), the median residual no blur explains, and the error to the exact
+ideal render (median and mean); lower is better for all three.
 
 Runs `python -m rats_app.evaluate` on the training and the held-out prompts (images cached under
 runs/results/, so a rerun is cheap) and writes docs/results/teacher.md or docs/results/presets.md.
@@ -14,6 +19,10 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+NFES = {"teacher": [3, 8], "presets": [3], "budgets": [1, 2, 3, 4, 8]}
+
 
 
 def evaluate(name: str, prompts: str, images: int, nfes: list[int], loras: list[str]) -> dict:
@@ -34,9 +43,16 @@ def attribute_rates(prompts_kind: str, rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
         cells = " | ".join(f"{r['attributes'][k]:.1f}" for k in ("background", "color", "shape", "size", "position"))
+        truth = " | ".join(f"{r[k]:.3f}" if k in r else "–" for k in TRUTH)
         lines.append(f"| {r['variant']} @ {r['nfe']} | {prompts_kind} | {r['n']} | {cells} | {r['correct']:.1f} | "
-                     f"{r['clean']:.1f} | {r['shapes']:.2f} ± {r['shapes_ci']:.2f} |")
+                     f"{r['clean']:.1f} | {truth} | {r['shapes']:.2f} ± {r['shapes_ci']:.2f} |")
     return lines
+
+
+TRUTH = ("sigma_median", "residual_median", "ideal_error_median", "ideal_error_mean")
+HEADER = ("| model @ NFE | prompts | images | background | colour | shape | size | position | all five | clean "
+          "| σ px (median) | residual (median) | ideal error (median) | ideal error (mean) | world reward (95 % CI) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def reward_table() -> None:
@@ -58,15 +74,13 @@ def reward_table() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["teacher", "presets", "reward"])
+    parser.add_argument("what", choices=[*NFES, "reward"])
     parser.add_argument("--images", type=int, default=120)
     parser.add_argument("--lora", action="append", default=[])
     args = parser.parse_args()
     if args.what == "reward":
         return reward_table()
-    nfes = [3] if args.what == "presets" else [3, 8]
-    header = ("| model @ NFE | prompts | images | background | colour | shape | size | position | all five | clean "
-              "| world reward (95 % CI) |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    nfes, header = NFES[args.what], HEADER
     lines = []
     for prompts in ("world-train", "world-heldout"):
         data = evaluate(args.what, prompts, args.images, nfes, args.lora)
@@ -75,7 +89,7 @@ def main() -> None:
         f" --lora {x}" for x in args.lora)
     text = (f"Measured with `{command}` (checker rates in %, seeds 0…{args.images - 1}):\n\n"
             + header + "\n" + "\n".join(lines) + "\n")
-    out = ROOT / "docs" / "results" / f"{'teacher' if args.what == 'teacher' else 'presets'}.md"
+    out = ROOT / "docs" / "results" / f"{args.what}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(text)

@@ -100,12 +100,46 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     with tqdm(total=len(variants) * len(prompts), unit="img", disable=args.quiet) as bar:
         for v in variants:
-            images = _images(studio, v, prompts, args.seed, out / "images" / v.name / f"nfe{v.nfe:03d}", bar)
+            folder = out / "images" / v.name / f"nfe{v.nfe:03d}"
+            _keep_cache_if_same(folder, {"model": str(args.model), "seed": args.seed, "lora": _lora_identity(v.lora)})
+            images = _images(studio, v, prompts, args.seed, folder, bar)
             rows.append(_measure(studio, v, prompts, images, world))
     _add_deltas(rows)
     write_tables(rows, out, meta={"model": str(args.model), "prompts": args.prompts, "images": len(prompts),
                                   "seed": args.seed, "loras": loras, "reward_errors": studio.reward_errors()})
     return rows
+
+
+CACHE_SOURCE = "source.json"
+
+
+def _lora_identity(path: str | None) -> dict | None:
+    """What a variant's LoRA is, by content: a LoRA retrained in place under the same name is another one."""
+    import hashlib
+
+    if path is None:
+        return None
+    file = resolve_lora(path)
+    return {"path": str(file), "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+
+
+def _keep_cache_if_same(folder: Path, source: dict) -> None:
+    """Cached images are reused only when they were made by the same model, seed and LoRA; otherwise
+    they are removed (and said so) before the variant is generated again."""
+    import json
+
+    from rats_app.io import write_json
+
+    stamp = folder / CACHE_SOURCE
+    if folder.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != source):
+        stale = list(folder.glob("*.png"))
+        if stale:
+            print(f"note: {len(stale)} cached images in {folder} were made by another model, seed or LoRA; "
+                  "making them again", file=sys.stderr)
+        for png in stale:
+            png.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, source)
 
 
 def _images(studio, variant: Variant, prompts: list[str], seed: int, folder: Path, bar) -> list:

@@ -105,3 +105,24 @@ def test_evaluate_a_video_model_caches_filmstrips(tmp_path, tiny_wan_dir, tiny_r
     stamps = [p.stat().st_mtime_ns for p in strips]
     assert main(args) == 0 and json.loads((out / "results.json").read_text())["rows"] == rows  # from the cache
     assert [p.stat().st_mtime_ns for p in strips] == stamps
+
+
+def test_a_lora_retrained_in_place_is_not_read_from_the_cache(tiny_env, train_tiny, capsys):
+    """Cached images carry what made them: a LoRA retrained under the same name and path is made again,
+    the baseline's images are kept."""
+    import shutil
+
+    tmp, model, lora = tiny_env
+    out = tmp / "eval"
+    args = ["--out-dir", str(out), "--model", str(model), "--lora", f"rats={lora}", "--prompts", "world-heldout",
+            "--images", "2", "--nfe", "1", "--teacher-nfe", "2", "--rewards", "shapes", "--quiet"]
+    assert main(args) == 0
+    rats, baseline = out / "images" / "rats" / "nfe001", out / "images" / "baseline" / "nfe001"
+    before = {p.name: p.read_bytes() for p in rats.glob("*.png")}
+    kept = [p.stat().st_mtime_ns for p in sorted(baseline.glob("*.png"))]
+    shutil.rmtree(lora)
+    train_tiny(lora, steps=1, seed=1, learning_rate=0.05)
+    assert main(args) == 0
+    assert "made by another model, seed or LoRA" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in rats.glob("*.png")} != before
+    assert [p.stat().st_mtime_ns for p in sorted(baseline.glob("*.png"))] == kept
