@@ -269,3 +269,25 @@ def test_browser_plays_a_compared_clip(video_app):
                                 " return [v.currentTime > 0 || v.ended, v.duration]; }")
         assert playing[0] and playing[1] > 0.5  # 9 frames at 8 fps
         browser.close()
+
+
+def test_train_tab_trains_a_video_lora_that_compare_lists(tmp_path, tiny_wan_dir, tiny_world_reward, tiny_components):
+    """The Train tab's path (handlers.start_training -> JobManager) on a video model: the run finishes,
+    its sample grid is one filmstrip row per clip, and the LoRA is offered for that model only."""
+    from PIL import Image
+
+    from rats_app.api import Studio
+    from rats_app.jobs import JobManager
+    from rats_app.ui import handlers
+
+    jobs = JobManager(tmp_path / "runs" / "app", components_factory=lambda config: tiny_components(
+        tiny_wan_dir, PROMPTS))
+    form = {"model": str(tiny_wan_dir), "reward": "shapes", "steps": 2, "batch_size": 1, "teacher_steps": 4,
+            "student_steps": 2, "lora_rank": 2, "reward_frames": 3, "sample_every": 0, "device": "cpu"}
+    out = handlers.start_training(jobs, form, handlers.TYPED_PROMPTS, "\n".join(PROMPTS), None)
+    assert jobs.wait(300).status == "finished", jobs.state.message
+    grid = Image.open(jobs.latest_sample())
+    assert grid.height % 32 == 0 and grid.width == 9 * 32  # each clip's nine frames side by side
+    assert "finished" in handlers.progress_text(jobs)
+    video = Studio(tiny_wan_dir, device="cpu", reward_names=["shapes"])
+    assert out in handlers.lora_choices(jobs, video).values()
