@@ -84,6 +84,11 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
 }
 
 
+def preset_for(model: str) -> ModelPreset | None:
+    """The preset a model argument names, by preset name or by hub id (None: neither)."""
+    return MODEL_PRESETS.get(model) or next((p for p in MODEL_PRESETS.values() if p.source == model), None)
+
+
 def locate(preset: ModelPreset) -> Path:
     """The local directory holding the preset's weights, or UserError saying how to supply them."""
     candidates = [os.environ.get(preset.env)] if preset.env and os.environ.get(preset.env) else []

@@ -79,11 +79,18 @@ class ModelInfo:
 
 def resolve_model_path(model: str | os.PathLike) -> Path:
     """A relative path that is not under the working directory is taken from the repository root
-    (so configs can say ``assets/shapes-flux`` and work from anywhere)."""
+    (so configs can say ``assets/shapes-flux`` and work from anywhere); a model preset's name or hub
+    id (``wan2.1-t2v-1.3b``, ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``) is found as the app finds it —
+    its environment variable, then the local Hugging Face cache — or names what is missing."""
+    from rats_app.model_presets import locate, preset_for
+
     path = Path(model)
-    if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
+    if path.exists():
+        return path
+    if not path.is_absolute() and (REPO_ROOT / path).exists():
         return REPO_ROOT / path
-    return path
+    preset = preset_for(str(model))
+    return locate(preset) if preset is not None else path
 
 
 def _read_json(path: Path) -> object:

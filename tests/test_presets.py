@@ -66,7 +66,7 @@ def test_flux_family_generation_training_and_lora(tmp_path, kind, prepare_tiny):
     assert any("add_q_proj" in n and "lora" in n for n, _ in plain.transformer.named_parameters())
 
 
-def test_missing_preset_weights_say_how_to_supply_them(monkeypatch, tmp_path):
+def test_missing_preset_weights_say_how_to_supply_them(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("RATS_FLUX_DEV", raising=False)
@@ -78,6 +78,15 @@ def test_missing_preset_weights_say_how_to_supply_them(monkeypatch, tmp_path):
     tiny = tiny_flux(tmp_path, "dev")
     monkeypatch.setenv("RATS_FLUX_DEV", str(tiny))
     assert locate(MODEL_PRESETS["flux.1-dev"]) == tiny
+    # The CLIs take a preset's name or hub id as the app does, and say the same when it is missing.
+    from rats_app.generate import main as generate_main
+    from rats_app.models import resolve_model_path
+
+    assert resolve_model_path("flux.1-dev") == tiny == resolve_model_path("black-forest-labs/FLUX.1-dev")
+    monkeypatch.delenv("RATS_WAN_1_3B", raising=False)
+    assert generate_main(["--model", "wan2.1-t2v-1.3b", "--prompt", "a cat", "--out", str(tmp_path / "x.mp4"),
+                          "--nfe", "2"]) == 2
+    assert "wan2.1-t2v-1.3b: weights not found. Set RATS_WAN_1_3B" in capsys.readouterr().err
 
 
 def test_full_size_flux_dev_benchmark_code_runs_scaled_down(tmp_path):
