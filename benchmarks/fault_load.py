@@ -1,6 +1,6 @@
 """Faults and load against the real app, bounded in time and count; prints figures (and --json).
 
-    python benchmarks/fault_load.py [--clients 16] [--rounds 3] [--sequential 200] [--json FILE]
+    python benchmarks/fault_load.py [--clients 16] [--rounds 3] [--sequential 200] [--json FILE] [--out MD]
 
 Starts `python app.py` (the default world, a throw-away runs directory) and runs:
 1. concurrent load: N gradio_client clients, each making R /compare calls at once (all answered?
@@ -150,6 +150,23 @@ def kill_and_resume(work: Path, steps: int, seed: int) -> dict:
             "every_step_once": logged == list(range(1, steps + 1))}
 
 
+def markdown(results: dict, command: str) -> str:
+    """The figures as the README shows them."""
+    c, s, p, k = (results[key] for key in ("concurrent", "sequential", "poisoned_upload", "kill_resume"))
+    return (f"Measured with `{command}` (2 CPU cores):\n\n| check | result |\n|---|---|\n"
+            f"| {c['calls']} concurrent `/compare` calls | {c['answered']} answered, {c['failed']} failed; "
+            f"latency median {c['median_s']:.1f} s, max {c['max_s']:.1f} s |\n"
+            f"| {s['calls']} sequential `/compare` calls | resident memory {s['rss_before_mb']:.0f} → "
+            f"{s['rss_after_mb']:.0f} MB ({s['rss_growth_pct']:+.1f} %); {s['gradio_cache_files']} files in "
+            "Gradio's cache (pruned hourly) |\n"
+            f"| LoRA for another model uploaded | refused; compare after it {p['compare_after']}, same baseline: "
+            f"{p['baseline_identical']}; sweep {p['sweep_after']}; a valid upload after it: accepted |\n"
+            f"| kill -9 of a {k['steps']}-step training run after step {k['killed_after_step']}, then --resume | "
+            f"exit {k['resume_exit_code']}, {k['status']} from the step-{k['last_checkpoint_step']} checkpoint; "
+            f"LoRA loads: {k['lora_loads']}; {k['metrics_lines']} metrics lines, each step once: "
+            f"{k['every_step_once']} |\n")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=16)
@@ -159,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-minutes", type=float, default=30.0, help="bound on the load parts' wall time")
     parser.add_argument("--seed", type=int, default=0, help="picks the step the training run is killed at")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--out", help="also write the README table here (docs/results/fault_load.md)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="rats-fault-load-"))
     cache = work / "gradio-cache"
@@ -176,6 +194,9 @@ def main(argv: list[str] | None = None) -> dict:
     print("kill -9 + resume:", results["kill_resume"], flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    if args.out:
+        command = "python benchmarks/fault_load.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        Path(args.out).write_text(markdown(results, command))
     shutil.rmtree(work, ignore_errors=True)
     return results
 
