@@ -181,3 +181,23 @@ def test_object_token_weights_mark_the_object():
     x0[1, :] = 0.05          # image 1: flat
     w = object_weights(x0, 4.0, channel_dim=-1)
     assert w[0, 10] == 5.0 and w[0].sum() == 64 + 4 and torch.all(w[1] == 1.0)
+
+
+def test_artefact_pairs_are_what_the_ground_truth_calls_residual():
+    """The v3 reward's clean-vs-artefact pairs: the first items are unchanged, and every artefact
+    raises the checker's residual (what no blur explains) above the clean render's, with the
+    attributes still right: the reward learns to rank down exactly what the ground truth penalises."""
+    from rats_app.worlds.artefacts import ARTEFACTS
+    from rats_app.worlds.shapes.checker import check_image
+    from rats_app.worlds.shapes.data import to_uint8
+    from rats_app.worlds.shapes.train_reward import make_triplets
+
+    plain = make_triplets(training_prompts(), 12, np.random.default_rng(4), (0.4, 1.0))
+    mixed = make_triplets(training_prompts(), 12, np.random.default_rng(4), (0.4, 1.0), True)
+    assert mixed[0] == plain[0] and all(torch.equal(a, b) for a, b in zip(mixed[1:5], plain[1:5]))
+    for kind in ARTEFACTS:
+        chosen, good, *_, hacked = make_triplets(training_prompts(), 8, np.random.default_rng(5), None, kind)
+        for g, h, prompt in zip(to_uint8(good * 2 - 1), to_uint8(hacked * 2 - 1), chosen):
+            clean, bad = check_image(g, prompt), check_image(h, prompt)
+            assert bad.correct, (kind, prompt)
+            assert bad.measurements["residual"] > clean.measurements["residual"] + 0.5, (kind, prompt)

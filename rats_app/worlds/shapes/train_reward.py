@@ -4,7 +4,8 @@
 
 Each training item is a prompt p with four images: a clean render of p (preferred), a degraded
 render of p, a clean render of a prompt that differs from p in one attribute, and the clean render
-itself softened by a mild blur (sigma 0.4-1 px by default). The loss is the CLIP contrastive loss on
+itself softened by a mild blur (sigma 0.4-1 px by default), and (v3) the clean render with one
+reward-hacking artefact painted on (rats_app.worlds.artefacts). The loss is the CLIP contrastive loss on
 (clean image, prompt) plus PickScore's preference loss (softmax over the two scores of a pair,
 cross-entropy toward the preferred image) for all three kinds of pair. Only training prompts are
 used; held-out prompts measure generalisation.
@@ -13,6 +14,10 @@ Why the soft pair: the world's degradations blur by sigma 1-2 px, which moves an
 from ~0.8 px wide to >= 2.3 px. A generator's softness sits in between (a 3-step student's edges are
 ~1.7-2.2 px wide), where a reward trained only on the world's degradations is nearly flat, so it
 cannot tell the student to sharpen. The soft pair puts the reward's slope there.
+
+Why the artefact pair: students trained on the v2 reward beat their teacher on it by painting dark
+rims, tinted edges and faint textures that the ground truth reads as residual (issue 19). The v2
+reward had never seen such images; v3 ranks each below the clean render.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from rats_app.rewards.base import ImageNormalization
 from rats_app.rewards.clip_preference import ClipPreferenceReward
 from rats_app.training.loop import Stage, run_stage
 from rats_app.training.schedules import lr_scheduler
+from rats_app.worlds.artefacts import ARTEFACTS, apply_artefact
+from rats_app.worlds.palette import BACKGROUNDS as BACKGROUND_RGB
 from rats_app.worlds.pretraining import preference_loss
 from rats_app.worlds.shapes.model import build_clip_tokenizer
 from rats_app.worlds.shapes.prompts import (
@@ -73,6 +80,9 @@ class RewardTrainConfig:
     soft_blur_max: float = option(1.0, "upper end of that range", low=0.0, low_open=True)
     soft_weight: float = option(0.5, "weight of the clean-vs-soft pair; 0 = the v1 reward (1.0 cost 7 points of "
                                 "prompt accuracy)", low=0.0)
+    artefact_weight: float = option(0.5, "weight of the clean-vs-artefact pair (the clean render against itself "
+                                    "with a dark rim, a bright halo, a tinted edge, over-sharpening or a faint "
+                                    "texture: what reward-hacked students paint); 0 = the v2 reward", low=0.0)
     checkpoint_every: int = option(500, "steps between resumable checkpoints", low=1)
 
     def __post_init__(self) -> None:
@@ -116,14 +126,18 @@ def _as_tensor(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def make_triplets(prompts: list[str], n: int, rng: np.random.Generator, soft_blur: tuple[float, float] | None = None):
+def make_triplets(prompts: list[str], n: int, rng: np.random.Generator, soft_blur: tuple[float, float] | None = None,
+                  artefacts: bool | str = False):
     """n (prompt, clean right image, degraded right image, clean wrong image) as [0, 1] tensors.
 
     With ``soft_blur=(lo, hi)`` a fifth item follows: each clean right image blurred by a sigma
-    drawn from [lo, hi] (same scene and placement, so sharpness is the only difference). Its draws
-    come from a child generator, so the first four items do not depend on ``soft_blur``."""
-    soft_rng = np.random.default_rng(rng.integers(2**63))  # drawn either way: same items 1-4
-    chosen, good, degraded, wrong, soft = [], [], [], [], []
+    drawn from [lo, hi] (same scene and placement, so sharpness is the only difference). With
+    ``artefacts`` (True: one drawn per image; or an artefacts.ARTEFACTS name) another follows: each
+    clean right image with a hacking artefact. Their draws come from child generators, so the first
+    four items do not depend on either, nor the soft item on ``artefacts``."""
+    child_seed = rng.integers(2**63)  # drawn either way: same items 1-4
+    soft_rng, artefact_rng = np.random.default_rng(child_seed), np.random.default_rng([child_seed, 1])
+    chosen, good, degraded, wrong, soft, hacked = [], [], [], [], [], []
     for i in rng.integers(len(prompts), size=n):
         scene = parse_prompt(prompts[i])
         other = _neighbour(scene, rng)
@@ -135,21 +149,29 @@ def make_triplets(prompts: list[str], n: int, rng: np.random.Generator, soft_blu
         if soft_blur:
             sigma = float(soft_rng.uniform(*soft_blur))
             soft.append(render_scene(Sample(scene, placement, Degradation(blur_sigma=sigma))))
+        if artefacts:
+            kind = artefacts if isinstance(artefacts, str) else None
+            hacked.append(apply_artefact(good[-1], BACKGROUND_RGB[scene.background], artefact_rng, kind))
     items = (chosen, _as_tensor(good), _as_tensor(degraded), _as_tensor(wrong))
-    return (*items, _as_tensor(soft)) if soft_blur else items
+    items += (_as_tensor(soft),) if soft_blur else ()
+    return items + ((_as_tensor(hacked),) if artefacts else ())
 
 
 @torch.no_grad()
 def pairwise_accuracy(reward: ClipPreferenceReward, prompts: list[str], n: int, seed: int,
                       soft_blur: tuple[float, float] | None = None) -> dict[str, float]:
     """How often the reward ranks the clean right image above each kind of rejected image
-    (``soft_blur`` defaults to the training config's range)."""
+    (``soft_blur`` defaults to the training config's range), each hacking artefact included."""
     soft_blur = soft_blur or (RewardTrainConfig.soft_blur_min, RewardTrainConfig.soft_blur_max)
     chosen, good, degraded, wrong, soft = make_triplets(prompts, n, np.random.default_rng(seed), soft_blur)
     s_good = reward.score(good, chosen)
-    return {"right_vs_wrong_prompt": (s_good > reward.score(wrong, chosen)).float().mean().item(),
-            "clean_vs_degraded": (s_good > reward.score(degraded, chosen)).float().mean().item(),
-            "clean_vs_soft": (s_good > reward.score(soft, chosen)).float().mean().item()}
+    accuracy = {"right_vs_wrong_prompt": (s_good > reward.score(wrong, chosen)).float().mean().item(),
+                "clean_vs_degraded": (s_good > reward.score(degraded, chosen)).float().mean().item(),
+                "clean_vs_soft": (s_good > reward.score(soft, chosen)).float().mean().item()}
+    for kind in ARTEFACTS:
+        chosen, good, *_, hacked = make_triplets(prompts, n, np.random.default_rng(seed), None, kind)
+        accuracy[f"clean_vs_{kind}"] = (reward.score(good, chosen) > reward.score(hacked, chosen)).float().mean().item()
+    return accuracy
 
 
 def train(cfg: RewardTrainConfig, out: Path, work: Path) -> dict:
@@ -163,12 +185,14 @@ def train(cfg: RewardTrainConfig, out: Path, work: Path) -> dict:
     scheduler = lr_scheduler(optimizer, "cosine", cfg.steps, warmup_steps=200)
     prompts = training_prompts()
     soft_blur = (cfg.soft_blur_min, cfg.soft_blur_max) if cfg.soft_weight > 0 else None  # no unused renders
+    artefacts = cfg.artefact_weight > 0
 
     def loss_fn(step: int):
         with torch.no_grad():  # CLIP's convention, applied before each step: the scale stays within [1, 100]
             model.logit_scale.clamp_(0, np.log(100))
-        chosen, good, degraded, wrong, *soft = make_triplets(prompts, cfg.batch, np.random.default_rng([cfg.seed, step]),
-                                                             soft_blur)
+        chosen, good, degraded, wrong, *extra = make_triplets(prompts, cfg.batch, np.random.default_rng([cfg.seed, step]),
+                                                              soft_blur, artefacts)
+        soft, hacked = extra[:1] if soft_blur else [], extra[-1:] if artefacts else []
         text = reward.embed_text(chosen)
         scale = model.logit_scale.exp()
         img_good = reward.embed_images(good)
@@ -183,6 +207,9 @@ def train(cfg: RewardTrainConfig, out: Path, work: Path) -> dict:
         if soft:
             s_soft = scale * (reward.embed_images(soft[0]) * text).sum(-1)
             loss = loss + cfg.soft_weight * preference_loss(s_good, s_soft)
+        if hacked:
+            s_hacked = scale * (reward.embed_images(hacked[0]) * text).sum(-1)
+            loss = loss + cfg.artefact_weight * preference_loss(s_good, s_hacked)
         return loss, {"scale": scale.item()}
 
     stage = Stage("reward", cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=100, max_grad_norm=math.inf)
