@@ -221,6 +221,8 @@ def test_one_lora_for_several_budgets(tmp_path, train_tiny):
     assert "NFE 2 is one of them" in nfe_note(tmp_path / "run", 2)
     assert "outside its training" in nfe_note(tmp_path / "run", 3)
     assert "1, 2, 4-step" in (tmp_path / "run" / "README.md").read_text()
+    (tmp_path / "run" / "rats.json").unlink()  # a run from before rats.json: its config.json says it
+    assert trained_nfes(tmp_path / "run") == [1, 2, 4]
     out = trainer.rollout(*trainer.batch(0), student_steps=4)
     assert len(out.student_horizons) == 4  # every student step is a horizon
     with pytest.raises(ConfigError, match="horizons"):
