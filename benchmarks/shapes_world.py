@@ -77,16 +77,17 @@ def main() -> None:
     parser.add_argument("what", choices=[*NFES, "reward"])
     parser.add_argument("--images", type=int, default=120)
     parser.add_argument("--lora", action="append", default=[])
+    parser.add_argument("--nfe", type=int, nargs="+", help="student NFEs (default: the table's own)")
     args = parser.parse_args()
     if args.what == "reward":
         return reward_table()
-    nfes, header = NFES[args.what], HEADER
+    nfes, header = args.nfe or NFES[args.what], HEADER
     lines = []
     for prompts in ("world-train", "world-heldout"):
         data = evaluate(args.what, prompts, args.images, nfes, args.lora)
         lines += attribute_rates(prompts, data["rows"])
     command = f"python benchmarks/shapes_world.py {args.what} --images {args.images}" + "".join(
-        f" --lora {x}" for x in args.lora)
+        f" --lora {x}" for x in args.lora) + (f" --nfe {' '.join(map(str, args.nfe))}" if args.nfe else "")
     text = (f"Measured with `{command}` (checker rates in %, seeds 0…{args.images - 1}):\n\n"
             + header + "\n" + "\n".join(lines) + "\n")
     out = ROOT / "docs" / "results" / f"{args.what}.md"
