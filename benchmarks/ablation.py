@@ -145,13 +145,19 @@ def overtake_step(metrics: list[dict], window: int = 10) -> int | None:
 
 
 def dynamics(args) -> None:
-    table = "| run | steps | student overtakes its EMA teacher at step | final gap (last 10) |\n|---|---|---|---|\n"
+    table = ("| run | steps | student overtakes its EMA teacher at step | final gap (last 10 steps) |\n"
+             "|---|---|---|---|\n")
     for run in map(Path, args.runs):
-        metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        last = [m["reward_student"] - m["reward_teacher"] for m in metrics[-10:] if m.get("reward_teacher") is not None]
-        step = overtake_step(metrics)
-        table += (f"| {run} | {len(metrics)} | {'never' if step is None else step} | "
-                  f"{np.mean(last):+.3f} |\n" if last else f"| {run} | {len(metrics)} | no teacher | – |\n")
+        every = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        budgets = sorted({m.get("student_steps", 0) for m in every})
+        for k in budgets:  # a LoRA trained for several K: one row per K (its steps only)
+            metrics = [m for m in every if m.get("student_steps", 0) == k]
+            name = f"{run} (K = {k})" if len(budgets) > 1 else str(run)
+            last = [m["reward_student"] - m["reward_teacher"] for m in metrics[-10:]
+                    if m.get("reward_teacher") is not None]
+            step = overtake_step(metrics, window=10 if len(budgets) == 1 else 5)
+            table += (f"| {name} | {len(metrics)} | {'never' if step is None else step} | {np.mean(last):+.3f} |\n"
+                      if last else f"| {name} | {len(metrics)} | no teacher | – |\n")
     write("ablation-dynamics", "python benchmarks/ablation.py dynamics " + " ".join(args.runs), table)
 
 

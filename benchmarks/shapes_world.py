@@ -61,15 +61,21 @@ def reward_table() -> None:
     m, cfg = data["metrics"], data["config"]
     rows = [("training prompts, fresh renders", m["train_prompts_fresh_renders"]),
             ("held-out prompts", m["held_out_prompts"])]
-    soft = "clean_vs_soft" in m["held_out_prompts"]  # rewards trained with the mild-blur pair
-    header = "| pairs | right prompt > wrong prompt | clean > degraded |" + (" clean > mildly blurred (σ 0.4–1) |" if soft else "")
+    columns = [("right_vs_wrong_prompt", "right prompt > wrong prompt"), ("clean_vs_degraded", "clean > degraded"),
+               ("clean_vs_soft", "clean > mildly blurred (σ 0.4–1)")]
+    columns += [(f"clean_vs_{k}", f"clean > {k.replace('_', ' ')}") for k in ARTEFACT_COLUMNS]
+    columns = [(key, label) for key, label in columns if key in m["held_out_prompts"]]
     text = ("From `assets/shapes-reward/training.json`, written by `python -m rats_app.worlds.shapes.train_reward` "
             f"(seed {cfg['seed']}, {cfg['steps']} steps, batch {cfg['batch']}, {m['train_seconds']:.0f} s on one CPU "
-            f"thread); 1000 fresh pairs each:\n\n{header}\n|---|---|---|{'---|' if soft else ''}\n"
-            + "".join(f"| {name} | {100 * r['right_vs_wrong_prompt']:.1f} % | {100 * r['clean_vs_degraded']:.1f} % |"
-                      + (f" {100 * r['clean_vs_soft']:.1f} % |" if soft else "") + "\n" for name, r in rows))
+            "thread); 1000 fresh pairs each:\n\n| pairs | " + " | ".join(label for _, label in columns) + " |\n|---|"
+            + "---|" * len(columns) + "\n"
+            + "".join(f"| {name} | " + " | ".join(f"{100 * r[key]:.1f} %" for key, _ in columns) + " |\n"
+                      for name, r in rows))
     (ROOT / "docs" / "results" / "reward.md").write_text(text)
     print(text)
+
+
+ARTEFACT_COLUMNS = ("dark_rim", "bright_halo", "edge_cast", "oversharpen", "texture")
 
 
 def main() -> None:

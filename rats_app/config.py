@@ -46,9 +46,10 @@ class TrainConfig:
     # --- the method
     student_steps: int = _f(3, "K: student sampling steps (its timesteps are the horizons)", low=1, high=50,
                             advanced=False)
-    student_steps_choices: list = _f([], "draw K per step from these (e.g. 1, 2, 3, 4, 6, 8: one LoRA for every "
-                                     "budget; horizons are then every student step); empty = always student_steps")
-    teacher_steps: int = _f(24, "teacher steps; rounded up to a multiple of student_steps so its grid "
+    student_steps_choices: list = _f([1, 2, 3, 4, 6, 8], "draw K per step from these: one LoRA for every budget "
+                                     "(every student step a horizon; student_steps, one of them, is the sample "
+                                     "grids' K); empty = always student_steps", advanced=False)
+    teacher_steps: int = _f(12, "teacher steps; rounded up to a multiple of student_steps so its grid "
                             "contains the student's", low=1, high=1000)
     horizons: list = _f([], "student step indices to match at (0 = sigma 1); empty = all K")
     horizon_weights: list = _f([], "per-horizon weights w_h (same length as the horizons); empty = all 1")
@@ -74,7 +75,7 @@ class TrainConfig:
     warmup_steps: int = _f(10, "steps of linear learning-rate warm-up from 0", low=0)
     weight_decay: float = _f(0.0, "AdamW weight decay", low=0.0)
     max_grad_norm: float = _f(1.0, "gradient clipping (0 = off)", low=0.0)
-    steps: int = _f(200, "optimisation steps", low=1, high=1_000_000, advanced=False)
+    steps: int = _f(110, "optimisation steps", low=1, high=1_000_000, advanced=False)
     batch_size: int = _f(8, "prompts per micro-batch (per process)", low=1, high=4096)
     gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer step (the paper's Wan run: batch 1 x 8)",
                                           low=1, high=1024)
@@ -122,12 +123,14 @@ class TrainConfig:
             raise ConfigError(f"lora_targets: {self.lora_targets!r} must be a non-empty list of module names")
         if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50 for k in self.student_steps_choices):
             raise ConfigError(f"student_steps_choices: {self.student_steps_choices!r} must be step counts in [1, 50]")
+        fixed_k = "set student_steps_choices=[] to train one K"
         if self.student_steps_choices and self.horizons:
-            raise ConfigError("horizons: with student_steps_choices every student step is a horizon; leave horizons "
-                              "empty")
+            raise ConfigError(f"horizons: with student_steps_choices every student step is a horizon ({fixed_k})")
         if self.student_steps_choices and self.horizon_weights:
-            raise ConfigError("horizon_weights: with student_steps_choices the horizons change with K; leave "
-                              "horizon_weights empty")
+            raise ConfigError(f"horizon_weights: with student_steps_choices the horizons change with K ({fixed_k})")
+        if self.student_steps_choices and self.student_steps not in self.student_steps_choices:
+            raise ConfigError(f"student_steps: {self.student_steps} is not one of student_steps_choices "
+                              f"{self.student_steps_choices}, which decide K ({fixed_k} = {self.student_steps})")
         if self.teacher_target == "final" and self.match_on != "x0":
             raise ConfigError("teacher_target: 'final' needs match_on: 'x0' (a noisy state has no final image)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -12,7 +12,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 TINY_PROMPTS = ["a small red circle at the top left on a white background",
                 "a large blue square at the center on a gray background"]
-TINY_RUN = {"steps": 2, "batch_size": 2, "teacher_steps": 6, "sample_every": 0, "checkpoint_every": 1,
+TINY_RUN = {"steps": 2, "student_steps_choices": [], "batch_size": 2, "teacher_steps": 6, "sample_every": 0,
+            "checkpoint_every": 1,
             "lora_rank": 2, "lora_alpha": 2.0, "device": "cpu"}
 
 

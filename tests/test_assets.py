@@ -110,10 +110,9 @@ def test_shipped_rats_lora_loads_in_plain_diffusers_and_matches_generate_rats(tm
 def test_shipped_moving_shapes_reward_ranks_every_pair_kind_on_held_out_prompts():
     """assets/moving-shapes-reward (by name, through the registry): right prompt, forward clip and
     clean clip preferred on fresh held-out pairs; differentiable in the pixels."""
+    from rats_app.rewards.registry import load_reward
     from rats_app.worlds.moving_shapes.prompts import held_out_prompts
     from rats_app.worlds.moving_shapes.train_reward import make_pairs, pairwise_accuracy
-
-    from rats_app.rewards.registry import load_reward
 
     reward = load_reward("moving-shapes", device="cpu")
     accuracy = pairwise_accuracy(reward, held_out_prompts(), 48, seed=321)

@@ -21,6 +21,8 @@ from rats_app.train import build_parser, main, resolve_config
     ({"preset": "magic"}, "preset: 'magic' is not one of"),
     ({"ema_decay": 1.5}, "ema_decay: 1.5 must be <= 1.0"),
     ({"gradient_checkpointing": 1}, "gradient_checkpointing: expected bool"),
+    ({"student_steps": 5}, "student_steps: 5 is not one of student_steps_choices [1, 2, 3, 4, 6, 8]"),
+    ({"student_steps_choices": [2, 4], "horizons": [0]}, "set student_steps_choices=[] to train one K"),
 ])
 def test_bad_values_are_named(data, message):
     with pytest.raises(ConfigError) as info:
@@ -44,7 +46,7 @@ def test_yaml_then_preset_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("steps: 10\nalpha: 2.0\nlora_targets: [to_q, to_v]\n")
     args = build_parser().parse_args(["--output-dir", "x", "--config", str(path), "--preset", "distill",
-                                      "alpha=3", "horizons=[0, 2]"])
+                                      "alpha=3", "horizons=[0, 2]", "student_steps_choices=[]"])
     cfg = resolve_config(args)
     assert (cfg.steps, cfg.alpha, cfg.preset, cfg.horizons, cfg.lora_targets) == (10, 3.0, "distill", [0, 2], ["to_q", "to_v"])
 

@@ -212,7 +212,8 @@ def test_one_lora_for_several_budgets(tmp_path, train_tiny):
     from rats_app.models import nfe_note, trained_nfes
 
     recorder = Recorder()
-    trainer = train_tiny(tmp_path / "run", steps=6, student_steps_choices=[1, 2, 4], callbacks=[recorder])
+    trainer = train_tiny(tmp_path / "run", steps=6, student_steps_choices=[1, 2, 4], student_steps=2,
+                         callbacks=[recorder])
     drawn = [trainer.student_steps_at(s) for s in range(6)]
     assert [m.student_steps for m in recorder.seen] == drawn and set(drawn) <= {1, 2, 4} and len(set(drawn)) > 1
     record = json.loads((tmp_path / "run" / "rats.json").read_text())
@@ -226,7 +227,7 @@ def test_one_lora_for_several_budgets(tmp_path, train_tiny):
     out = trainer.rollout(*trainer.batch(0), student_steps=4)
     assert len(out.student_horizons) == 4  # every student step is a horizon
     with pytest.raises(ConfigError, match="horizons"):
-        TrainConfig.from_dict({"student_steps_choices": [1, 2], "horizons": [0]})
+        TrainConfig.from_dict({"student_steps_choices": [1, 2], "student_steps": 2, "horizons": [0]})
     with pytest.raises(ConfigError, match="student_steps_choices"):
         TrainConfig.from_dict({"student_steps_choices": [0, 2]})
 

@@ -206,7 +206,7 @@ class RunDirectory(TrainerCallback):
 
 
 def _budgets(nfes: list[int]) -> str:
-    return f"{nfes[0]}-step" if len(nfes) == 1 else f"{', '.join(map(str, nfes))}-step (one LoRA for each)"
+    return f"{nfes[0]}-step" if len(nfes) == 1 else f"{', '.join(map(str, nfes))}-step (one LoRA for all of them)"
 
 
 def _literal(value) -> str:
