@@ -20,6 +20,7 @@ from rats_app.errors import RewardUnavailable, UserError
 from rats_app.families import Size, family_of, student_call
 from rats_app.models import DEFAULT_MODEL, check_lora, check_nfe, load_lora, load_pipeline, lora_record, resolve_lora
 from rats_app.sampler import generate
+from rats_app.worlds.base import TRUTH_PREFIX, truth_scores  # noqa: F401 (TRUTH_PREFIX: part of the API)
 
 DEFAULT_SWEEP_NFES = (1, 2, 3, 4, 6, 8)
 MAX_LOADED_LORAS = 4  # adapters kept in the shared pipeline; more are unloaded, least recently used first
@@ -32,21 +33,6 @@ class GeneratedImage:
     nfe: int
     latency_ms: float
     scores: dict[str, float] = field(default_factory=dict)  # reward (or video measure) name -> score
-
-
-TRUTH_PREFIX = "truth: "
-
-
-def truth_scores(check) -> dict[str, float]:
-    """A world checker's verdict as score columns: share of attributes right, clean (1/0), and the
-    fidelity fit (blur sigma in px, residual and error to the ideal render, 0-255 RMS)."""
-    from rats_app.worlds.fidelity import FIDELITY
-
-    scores = {f"{TRUTH_PREFIX}right": round(sum(check.right.values()) / max(len(check.right), 1), 3),
-              f"{TRUTH_PREFIX}clean": float(check.clean)}
-    scores.update({f"{TRUTH_PREFIX}{key}": round(check.measurements[key], 3) for key in FIDELITY
-                   if key in check.measurements})
-    return scores
 
 
 def _as_uint8(output):

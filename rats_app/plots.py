@@ -38,15 +38,26 @@ def frontier_figure(rows: list[dict], metrics: list[str]):
 
 
 def curves_figure(metrics: list[dict]):
-    """A training run's curves: R_S, R_T and watch rewards; gate mean; matching loss."""
-    fig, axes = _subplots(3, (13, 3))
+    """A training run's curves: R_S, R_T and watch rewards; gate mean; matching loss; and, when the
+    hacking watch read the world's ground truth, its residual and ideal error (the truth line)."""
+    from rats_app.worlds.base import TRUTH_PREFIX
+
+    truth = sorted({k for m in metrics for k in m.get("watch", {}) if k.startswith(TRUTH_PREFIX)})
+    fig, axes = _subplots(4 if truth else 3, (17 if truth else 13, 3))
     for label, key in (("R_S (student)", "reward_student"), ("R_T (teacher)", "reward_teacher")):
         pts = [(m["step"], m[key]) for m in metrics if m.get(key) is not None]
         if pts:
             axes[0].plot(*zip(*pts), label=label)
     for name in sorted({k for m in metrics for k in m.get("watch", {})}):
         pts = [(m["step"], m["watch"][name]) for m in metrics if name in m.get("watch", {})]
+        if name in truth:
+            if name.endswith(("residual", "ideal_error")):  # 0-255 RMS: comparable with each other
+                axes[3].plot(*zip(*pts), marker=".", label=name)
+            continue
         axes[0].plot(*zip(*pts), "--", label=f"watch: {name}")
+    if truth:
+        axes[3].set_title("ground truth (lower is better)")
+        axes[3].legend(fontsize=7)
     axes[0].set_title("rewards")
     gate = [(m["step"], m["gate_mean"]) for m in metrics if m.get("gate_mean") is not None]
     if gate:

@@ -133,9 +133,17 @@ def test_watch_rewards_are_logged_every_n_steps(tmp_path, train_tiny, tiny_world
     train_tiny(tmp_path / "run", steps=4, batch_size=1, teacher_steps=3, checkpoint_every=10, watch_every=2,
                watch={"other": tiny_world_reward}, callbacks=[recorder])
     seen = recorder.seen
-    assert [sorted(m.watch) for m in seen] == [[], ["other"], [], ["other"]]
+    truth = ["truth: clean", "truth: ideal_error", "truth: residual", "truth: right", "truth: sigma"]
+    assert [sorted(m.watch) for m in seen] == [[], ["other", *truth], [], ["other", *truth]]
     # Scored on the very images the trained reward saw: the same reward gives the same mean.
     assert seen[1].watch["other"] == pytest.approx(seen[1].reward_student, rel=1e-5)
+    # The truth line is the world checker's verdict on those images (0-255 RMS, rates in [0, 1]).
+    assert 0 <= seen[1].watch["truth: right"] <= 1 and seen[1].watch["truth: residual"] > 0
+    from rats_app.plots import curves_figure
+
+    assert len(curves_figure([{"step": m.step, "reward_student": m.reward_student, "reward_teacher": None,
+                                "gate_mean": None, "matching": m.matching, "watch": m.watch}
+                               for m in seen]).axes) == 4  # the ground-truth panel
 
 
 def test_memory_options_bf16_checkpointing_cached_text(tmp_path, prepare_tiny, tiny_prompts):

@@ -40,6 +40,7 @@ from rats_app.rats_loss import rats_loss
 from rats_app.sampler import Rollout, denoise
 from rats_app.training.callbacks import CallbackList, Checkpoint, RunInfo, Samples, StepMetrics, TrainerCallback
 from rats_app.training.schedules import lr_scheduler
+from rats_app.worlds.base import truth_scores
 
 TRAINING_SOLVER = "euler"  # the student's and the teacher's rollouts: Euler on refinable grids
 
@@ -273,6 +274,7 @@ class RatsTrainer:
             with torch.no_grad():
                 images = out.student_images.detach()
                 watch = {n: r.score(images, out.prompts).float().mean().item() for n, r in self.watch_rewards.items()}
+                watch.update(self.ground_truth(images, out.prompts))
 
         def mean(get) -> float:
             return float(np.mean([get(o, loss) for o, loss in parts]))
@@ -285,6 +287,18 @@ class RatsTrainer:
             gate_mean=mean(lambda o, l: l.gate.mean().item()) if has_teacher else None, grad_norm=float(norm), lr=lr,
             step_time=time.perf_counter() - started, peak_memory_mb=peak_memory_mb(self.device),
             student_steps=len(out.student.x0_preds), watch=watch)
+
+    def ground_truth(self, images: torch.Tensor, prompts: list[str]) -> dict[str, float]:
+        """The hacking watch's truth line: on a world with a checker, the means of its verdict on the
+        student's images (``truth: right``, ``clean``, ``sigma``, ``residual``, ``ideal_error``)."""
+        world = self.info.world
+        if world is None or not world.has_checker:
+            return {}
+        # B x 3 x H x W -> H x W x 3 (clips B x 3 x F x H x W -> F x H x W x 3), uint8 as the checker reads
+        order = (0, 2, 3, 4, 1) if images.ndim == 5 else (0, 2, 3, 1)
+        media = (images.float().clamp(0, 1).permute(*order).cpu().numpy() * 255).round().astype(np.uint8)
+        rows = [truth_scores(world.check(m, p)) for m, p in zip(media, prompts)]
+        return {key: float(np.mean([r[key] for r in rows if key in r])) for key in rows[0]} if rows else {}
 
     # ------------------------------------------------------------------ the loop
     def start_schedule(self) -> None:

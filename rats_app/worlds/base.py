@@ -16,6 +16,20 @@ import numpy as np
 
 from rats_app.worlds.reading import CheckResult
 
+TRUTH_PREFIX = "truth: "
+
+
+def truth_scores(check: CheckResult) -> dict[str, float]:
+    """A world checker's verdict as score columns: share of attributes right, clean (1/0), and the
+    fidelity fit (blur sigma in px, residual and error to the ideal render, 0-255 RMS)."""
+    from rats_app.worlds.fidelity import FIDELITY
+
+    scores = {f"{TRUTH_PREFIX}right": round(sum(check.right.values()) / max(len(check.right), 1), 3),
+              f"{TRUTH_PREFIX}clean": float(check.clean)}
+    scores.update({f"{TRUTH_PREFIX}{key}": round(check.measurements[key], 3) for key in FIDELITY
+                   if key in check.measurements})
+    return scores
+
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 ASSETS = REPO_ROOT / "assets"
 
