@@ -203,10 +203,10 @@ class Studio:
         guided = 2 if negative is not None else 1  # classifier-free guidance: two passes per step
         student = guided if family.student_guidance(guidance) == guidance else 1  # SD3's student runs unguided
 
-        def passes(k: int) -> int:
+        def passes_at(k: int) -> int:
             teacher = k * -(-config.teacher_steps // k) * guided if config.alpha > 0 else 0
             return teacher + 3 * k * student  # backward costs about two forwards
-        passes = sum(map(passes, config.trained_nfes)) / len(config.trained_nfes)  # K drawn evenly from these
+        passes = sum(map(passes_at, config.trained_nfes)) / len(config.trained_nfes)  # K drawn evenly from these
         return 1.25 * config.steps * config.gradient_accumulation_steps * passes * self._pass_seconds[config.batch_size]
 
     @torch.no_grad()

@@ -173,12 +173,11 @@ def trained_nfes(path: str | os.PathLike) -> list[int]:
     """The student step counts a RATS LoRA was trained for ([] for another LoRA: nothing is known).
     Records written before student_steps_choices existed hold student_steps alone."""
     record = lora_record(path)
-    if not record:  # a run from before rats.json: its config.json says the same
+    if not record:  # a run from before rats.json: its config.json has the same keys
         config = resolve_lora(path).parent / "config.json"
-        data = _read_json(config) if config.exists() else {}
-        record = {"trained_nfes": data.get("student_steps_choices") or [data.get("student_steps")]} \
-            if isinstance(data, dict) and "student_steps" in data else {}
-    nfes = record.get("trained_nfes") or ([record["student_steps"]] if "student_steps" in record else [])
+        record = _read_json(config) if config.exists() else {}
+        record = record if isinstance(record, dict) else {}
+    nfes = record.get("trained_nfes") or record.get("student_steps_choices") or [record.get("student_steps")]
     return sorted({int(n) for n in nfes if isinstance(n, int) and not isinstance(n, bool)})
 
 

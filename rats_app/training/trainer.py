@@ -35,6 +35,7 @@ from rats_app.distributed import (
 )
 from rats_app.errors import ConfigError
 from rats_app.families import Conditioning, Size, family_of, student_call
+from rats_app.io import to_uint8_frames
 from rats_app.lora import EmaLora, add_lora, lora_parameters, lora_state_dict
 from rats_app.rats_loss import rats_loss
 from rats_app.sampler import Rollout, denoise
@@ -227,7 +228,7 @@ class RatsTrainer:
                               guidance_scale=self.student_guidance)
         images = self.to_unit(student.latents)
         r_student = self.reward.score(images, prompts).float()
-        horizons = cfg.horizon_indices if k == cfg.student_steps and not cfg.student_steps_choices else list(range(k))
+        horizons = cfg.horizon_indices if k == cfg.student_steps else list(range(k))
         if teacher is None:  # terminal reward only: nothing to match
             return RolloutResult(prompts, student, None, images, r_student, r_student.detach(), [], [])
         pick = (lambda r, i: r.x0_preds[i]) if cfg.match_on == "x0" else (lambda r, i: r.states[i])
@@ -296,7 +297,7 @@ class RatsTrainer:
             return {}
         # B x 3 x H x W -> H x W x 3 (clips B x 3 x F x H x W -> F x H x W x 3), uint8 as the checker reads
         order = (0, 2, 3, 4, 1) if images.ndim == 5 else (0, 2, 3, 1)
-        media = (images.float().clamp(0, 1).permute(*order).cpu().numpy() * 255).round().astype(np.uint8)
+        media = to_uint8_frames(images.float().permute(*order).cpu().numpy())
         rows = [truth_scores(world.check(m, p)) for m, p in zip(media, prompts)]
         return {key: float(np.mean([r[key] for r in rows if key in r])) for key in rows[0]} if rows else {}
 
