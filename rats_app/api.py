@@ -206,7 +206,7 @@ class Studio:
         def passes_at(k: int) -> int:
             teacher = k * -(-config.teacher_steps // k) * guided if config.alpha > 0 else 0
             return teacher + 3 * k * student  # backward costs about two forwards
-        passes = sum(map(passes_at, config.trained_nfes)) / len(config.trained_nfes)  # K drawn evenly from these
+        passes = sum(p * passes_at(k) for k, p in config.student_steps_distribution.items())
         return 1.25 * config.steps * config.gradient_accumulation_steps * passes * self._pass_seconds[config.batch_size]
 
     @torch.no_grad()

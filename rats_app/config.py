@@ -49,6 +49,9 @@ class TrainConfig:
     student_steps_choices: list = _f([1, 2, 3, 4, 6, 8], "draw K per step from these: one LoRA for every budget "
                                      "(every student step a horizon; student_steps, one of them, is the sample "
                                      "grids' K); empty = always student_steps", advanced=False)
+    student_steps_weights: list = _f([], "relative draw weights of student_steps_choices (same length); empty = "
+                                     "uniform. Small K learns slowest and costs least per step, so weighting it "
+                                     "buys its budget the most steps per minute")
     teacher_steps: int = _f(12, "teacher steps; rounded up to a multiple of student_steps so its grid "
                             "contains the student's", low=1, high=1000)
     horizons: list = _f([], "student step indices to match at (0 = sigma 1); empty = all K")
@@ -124,6 +127,14 @@ class TrainConfig:
         if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50 for k in self.student_steps_choices):
             raise ConfigError(f"student_steps_choices: {self.student_steps_choices!r} must be step counts in [1, 50]")
         fixed_k = "set student_steps_choices=[] to train one K"
+        if self.student_steps_weights and len(self.student_steps_weights) != len(self.student_steps_choices):
+            raise ConfigError(f"student_steps_weights: {len(self.student_steps_weights)} weights for "
+                              f"{len(self.student_steps_choices)} student_steps_choices")
+        if self.student_steps_weights and (
+                any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in self.student_steps_weights)
+                or not sum(self.student_steps_weights) > 0):
+            raise ConfigError(f"student_steps_weights: {self.student_steps_weights!r} must be non-negative numbers, "
+                              "not all 0")
         if self.student_steps_choices and self.horizons:
             raise ConfigError(f"horizons: with student_steps_choices every student step is a horizon ({fixed_k})")
         if self.student_steps_choices and self.horizon_weights:
@@ -146,9 +157,20 @@ class TrainConfig:
         return [float(w) for w in self.horizon_weights] or [1.0] * len(self.horizon_indices)
 
     @property
+    def student_steps_distribution(self) -> dict[int, float]:
+        """K -> the share of optimisation steps that train it (choices may repeat; weight 0 drops one)."""
+        if not self.student_steps_choices:
+            return {self.student_steps: 1.0}
+        weights = self.student_steps_weights or [1.0] * len(self.student_steps_choices)
+        shares: dict[int, float] = {}
+        for k, w in zip(self.student_steps_choices, weights):
+            shares[k] = shares.get(k, 0.0) + float(w) / sum(weights)
+        return {k: p for k, p in sorted(shares.items()) if p > 0}
+
+    @property
     def trained_nfes(self) -> list[int]:
         """The student step counts this run trains (what its LoRA is made for)."""
-        return sorted(set(self.student_steps_choices)) or [self.student_steps]
+        return list(self.student_steps_distribution)
 
     @property
     def teacher_subdivisions(self) -> int:

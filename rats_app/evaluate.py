@@ -85,7 +85,10 @@ def run(args: argparse.Namespace) -> list[dict]:
     check_seed(args.seed, name="--seed")
     prompts = [info.check_prompt(p) for p in load_prompts(args.prompts, args.images, info.world, args.seed)]
     check_seed(args.seed, len(prompts), "--seed")
-    variants = [Variant("teacher", None, teacher_nfe)] + [Variant("baseline", None, n) for n in nfes]
+    variants = [] if args.loras_only else [Variant("teacher", None, teacher_nfe)] + [Variant("baseline", None, n)
+                                                                                  for n in nfes]
+    if args.loras_only and not loras:
+        raise UserError("--loras-only needs at least one --lora NAME=PATH")
     variants += [Variant(name, path, n) for name, path in loras.items() for n in nfes]
 
     from tqdm import tqdm
@@ -264,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", type=int, default=None, help="images per (variant, NFE); default: one per prompt")
     parser.add_argument("--nfe", type=int, nargs="+", default=[3, 5, 8])
     parser.add_argument("--teacher-nfe", type=int, default=50)
+    parser.add_argument("--loras-only", action="store_true",
+                        help="only the --lora rows (no teacher or baseline): a quick screen of a new run against "
+                             "reference rows measured before with the same prompts and seeds")
     parser.add_argument("--rewards", nargs="*", default=None, help="reward names (default: every available)")
     parser.add_argument("--seed", type=int, default=0, help="image i uses seed S + i")
     parser.add_argument("--device", default=None)

@@ -44,6 +44,11 @@ def test_evaluate_writes_paper_style_tables_and_resumes(tiny_env, capsys):
     stamps = [p.stat().st_mtime_ns for p in cached]
     assert main(args) == 0  # resumes: nothing regenerated
     assert [p.stat().st_mtime_ns for p in cached] == stamps
+    screen = out.parent / "screen"
+    assert main(args[:1] + [str(screen)] + args[2:] + ["--loras-only"]) == 0  # only the LoRA's rows, same values
+    rows = json.loads((screen / "results.json").read_text())["rows"]
+    assert [(r["variant"], r["nfe"]) for r in rows] == [("rats", 1), ("rats", 2)]
+    assert rows[1]["shapes"] == data["rows"][4]["shapes"] and rows[1]["shapes_delta"] is None
 
 
 @pytest.mark.parametrize("extra, message", [

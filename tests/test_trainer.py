@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -238,6 +239,24 @@ def test_one_lora_for_several_budgets(tmp_path, train_tiny):
         TrainConfig.from_dict({"student_steps_choices": [1, 2], "student_steps": 2, "horizons": [0]})
     with pytest.raises(ConfigError, match="student_steps_choices"):
         TrainConfig.from_dict({"student_steps_choices": [0, 2]})
+
+
+def test_student_steps_weights_shape_the_draw():
+    """Weights set each K's share of the steps (drawn from the seed and the step); a weight of 0
+    drops a K from the LoRA's budgets; bad weights name themselves."""
+    from rats_app.training.trainer import RatsTrainer
+
+    cfg = TrainConfig.from_dict({"student_steps_choices": [1, 3, 8], "student_steps": 3,
+                                 "student_steps_weights": [1, 3, 0]})
+    assert cfg.student_steps_distribution == {1: 0.25, 3: 0.75} and cfg.trained_nfes == [1, 3]
+    draws = [RatsTrainer.student_steps_at(SimpleNamespace(config=cfg), s) for s in range(2000)]
+    assert set(draws) == {1, 3} and 0.72 < draws.count(3) / len(draws) < 0.78
+    uniform = TrainConfig.from_dict({"student_steps_choices": [1, 3, 8], "student_steps": 3})
+    assert uniform.student_steps_distribution == pytest.approx({1: 1 / 3, 3: 1 / 3, 8: 1 / 3})
+    with pytest.raises(ConfigError, match="student_steps_weights: 2 weights for 3"):
+        TrainConfig.from_dict({"student_steps_choices": [1, 3, 8], "student_steps": 3, "student_steps_weights": [1, 2]})
+    with pytest.raises(ConfigError, match="not all 0"):
+        TrainConfig.from_dict({"student_steps_choices": [1, 3], "student_steps": 3, "student_steps_weights": [0, 0]})
 
 
 def test_learning_rate_schedule_exact_values(tmp_path, train_tiny):

@@ -18,7 +18,7 @@ from rats_app.fields import default_of
 EXCLUDED = ("model", "prompts", "device", "parallel", "sample_prompts")
 LABELS = {"alpha": "α (matching weight)", "tau": "τ (gate temperature)", "reward_weight": "λ (reward weight)",
           "student_steps": "student steps (K)", "steps": "steps", "batch_size": "batch"}
-LIST_OF_NUMBERS = ("horizons", "horizon_weights", "student_steps_choices")
+LIST_OF_NUMBERS = ("horizons", "horizon_weights", "student_steps_choices", "student_steps_weights")
 
 
 def form_fields() -> list[Field]:
