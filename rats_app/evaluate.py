@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> list[dict]:
     check_seed(args.seed, name="--seed")
     prompts = [info.check_prompt(p) for p in load_prompts(args.prompts, args.images, info.world, args.seed)]
     check_seed(args.seed, len(prompts), "--seed")
-    variants = [] if args.loras_only else [Variant("teacher", None, teacher_nfe)] + [Variant("baseline", None, n)
-                                                                                  for n in nfes]
     if args.loras_only and not loras:
         raise UserError("--loras-only needs at least one --lora NAME=PATH")
-    variants += [Variant(name, path, n) for name, path in loras.items() for n in nfes]
+    references = [Variant("teacher", None, teacher_nfe)] + [Variant("baseline", None, n) for n in nfes]
+    variants = ([] if args.loras_only else references) + [Variant(name, path, n) for name, path in loras.items()
+                                                          for n in nfes]
 
     from tqdm import tqdm
 

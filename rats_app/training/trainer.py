@@ -205,13 +205,14 @@ class RatsTrainer:
     def student_steps_at(self, step: int) -> int:
         """K for this optimisation step: fixed, or drawn from student_steps_choices (a function of the
         seed and the step, so every process and a resumed run draw the same)."""
-        choices, weights = self.config.student_steps_choices, self.config.student_steps_weights
+        choices = self.config.student_steps_choices
         if not choices:
             return self.config.student_steps
         rng = np.random.default_rng([self.config.seed, step, 7919])
-        if not weights:  # uniform: the draw every run before student_steps_weights made
+        if not self.config.student_steps_weights:  # uniform: the draw every run before the weights made
             return int(choices[rng.integers(len(choices))])
-        return int(rng.choice(choices, p=np.asarray(weights, dtype=float) / sum(weights)))
+        shares = self.config.student_steps_distribution
+        return int(rng.choice(list(shares), p=list(shares.values())))
 
     def rollout(self, prompts: list[str], noise: torch.Tensor, student_steps: int | None = None) -> RolloutResult:
         """Teacher chain (no gradients), student chain (with gradients) and both rewards, from one noise."""
