@@ -142,6 +142,10 @@ class TrainConfig:
         if self.student_steps_choices and self.student_steps not in self.student_steps_choices:
             raise ConfigError(f"student_steps: {self.student_steps} is not one of student_steps_choices "
                               f"{self.student_steps_choices}, which decide K ({fixed_k} = {self.student_steps})")
+        if self.student_steps_choices and self.student_steps not in self.student_steps_distribution:
+            # the sample grids and the LoRA's default NFE use student_steps: it must be a K that trains
+            raise ConfigError(f"student_steps: {self.student_steps} has weight 0 in student_steps_weights "
+                              f"{self.student_steps_weights}, so the run would never train it")
         if self.teacher_target == "final" and self.match_on != "x0":
             raise ConfigError("teacher_target: 'final' needs match_on: 'x0' (a noisy state has no final image)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -257,6 +257,8 @@ def test_student_steps_weights_shape_the_draw():
         TrainConfig.from_dict({"student_steps_choices": [1, 3, 8], "student_steps": 3, "student_steps_weights": [1, 2]})
     with pytest.raises(ConfigError, match="not all 0"):
         TrainConfig.from_dict({"student_steps_choices": [1, 3], "student_steps": 3, "student_steps_weights": [0, 0]})
+    with pytest.raises(ConfigError, match="student_steps: 3 has weight 0"):
+        TrainConfig.from_dict({"student_steps_choices": [1, 3], "student_steps": 3, "student_steps_weights": [1, 0]})
 
 
 def test_learning_rate_schedule_exact_values(tmp_path, train_tiny):
