@@ -131,3 +131,17 @@ def test_export_records_a_committed_decoders_own_training_record(tmp_path, tiny_
     meta = json.loads((tmp_path / "out" / "world.json").read_text())
     assert meta["pretrain"]["transformer_steps"] == 7 and meta["pretrain"]["decoder_finetuned"]
     assert meta["pretrain"]["decoder_training"] == record
+
+
+def test_moving_shapes_decoder_phase_from_a_named_phase_skips_the_vae_stage(tmp_path):
+    """Moving Shapes sharpens its decoder in phases too (each from the one before, beside the
+    transformer), so a phase must start from a named VAE and never retrain stage 1."""
+    from rats_app.worlds.moving_shapes.model import WanWorldConfig, build_vae
+    from rats_app.worlds.moving_shapes.pretrain.cli import main
+
+    work = tmp_path / "work"
+    build_vae(WanWorldConfig(z_dim=4, vae_base_dim=4)).save_pretrained(work / "vae_decoder_a")
+    main(["--work-dir", str(work), "--stage", "decoder", "--decoder-from", "vae_decoder_a", "--decoder-steps", "2",
+          "--vae-batch", "2", "--threads", "1"])
+    assert (work / "vae_decoder" / "config.json").exists()
+    assert not (work / "vae").exists() and not (work / "vae_ckpt.pt").exists()  # no VAE was trained

@@ -29,6 +29,8 @@ class PretrainConfig:
     vae_temporal_weight: float = option(1.0, "weight of the frame-difference L1 (keeps motion and flicker)", low=0.0)
     vae_object_weight: float = option(10.0, "extra weight on the object's pixels", low=0.0)
     vae_init: str = option("", "start the VAE from these safetensors weights (an earlier run's vae/)")
+    decoder_from: str = option("vae", "the VAE in the work dir whose decoder this phase sharpens: vae, or an "
+                               "earlier phase's output copied aside (e.g. vae_decoder_a); writes vae_decoder")
     decoder_steps: int = option(2000, "decoder fine-tuning steps, encoder frozen", low=0)
     decoder_lr: float = option(5e-4, "decoder learning rate (cosine to 0)", low=0.0, low_open=True)
     decoder_edge_weight: float = option(2.0, "decoder phase: spatial-gradient weight", low=0.0)

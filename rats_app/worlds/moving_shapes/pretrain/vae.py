@@ -73,7 +73,7 @@ def finetune_decoder(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
     final = work / "vae_decoder"
     if (final / "config.json").exists():
         return AutoencoderKLWan.from_pretrained(final).to(device())
-    vae = AutoencoderKLWan.from_pretrained(work / "vae").to(device())
+    vae = AutoencoderKLWan.from_pretrained(work / cfg.decoder_from).to(device())
     vae.requires_grad_(False)
     vae.decoder.requires_grad_(True)
     vae.post_quant_conv.requires_grad_(True)
