@@ -1,0 +1,42 @@
+"""Moving Shapes VAE probe: 64 clean training clips through encode/decode; the checker's right and
+clean rates, its defects, the median fitted blur sigma, and the shape rate per (size, shape) — the
+ceiling any teacher on this VAE has.
+
+    python benchmarks/probes/moving_vae_probe.py VAE_DIR [DECODER_CKPT]
+
+DECODER_CKPT: an in-progress decoder phase's decoder_ckpt.pt, loaded into VAE_DIR (the phase's
+start) so a phase can be judged before it ends.
+"""
+import collections
+import sys
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan
+
+from rats_app.io import load_torch_state
+from rats_app.training.loop import load_flat_state
+from rats_app.worlds.moving_shapes.checker import check_clip
+from rats_app.worlds.moving_shapes.data import sample_batch, to_uint8
+from rats_app.worlds.moving_shapes.prompts import training_prompts
+
+torch.set_num_threads(1)
+vae = AutoencoderKLWan.from_pretrained(sys.argv[1]).eval()
+if len(sys.argv) > 2:
+    state = load_torch_state(sys.argv[2])
+    load_flat_state({"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv}, state["model"])
+    print("decoder checkpoint at step", state.get("step"))
+samples, x, _ = sample_batch(training_prompts(), 64, np.random.default_rng(11), p_degraded=0.0)
+with torch.no_grad():
+    recon = np.concatenate([to_uint8(vae.decode(vae.encode(x[i:i + 16]).latent_dist.mode()).sample)
+                            for i in range(0, len(x), 16)])
+checks = [check_clip(clip, s.scene.prompt) for clip, s in zip(recon, samples)]
+wrong = collections.Counter(k for c in checks for k, ok in c.right.items() if not ok)
+defects = collections.Counter(d for c in checks for d in c.defects)
+shape_rate = collections.defaultdict(list)
+for c, s in zip(checks, samples):
+    shape_rate[f"{s.scene.size} {s.scene.shape}"].append(c.right["shape"])
+print(f"right {np.mean([c.correct for c in checks]):.3f} clean {np.mean([c.clean for c in checks]):.3f} "
+      f"sigma median {np.nanmedian([c.measurements.get('sigma', np.nan) for c in checks]):.2f}")
+print("wrong", dict(wrong), "defects", dict(defects))
+print("shape right", {k: f"{np.mean(v):.2f} of {len(v)}" for k, v in sorted(shape_rate.items())})
