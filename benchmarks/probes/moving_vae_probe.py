@@ -17,19 +17,19 @@ from diffusers import AutoencoderKLWan
 from rats_app.io import load_torch_state
 from rats_app.training.loop import load_flat_state
 from rats_app.worlds.moving_shapes.checker import check_clip
-from rats_app.worlds.moving_shapes.data import sample_batch, to_uint8
+from rats_app.worlds.moving_shapes.data import sample_batch
+from rats_app.worlds.moving_shapes.pretrain.report import reconstruct
+from rats_app.worlds.moving_shapes.pretrain.vae import decoder_modules
 from rats_app.worlds.moving_shapes.prompts import training_prompts
 
 torch.set_num_threads(1)
 vae = AutoencoderKLWan.from_pretrained(sys.argv[1]).eval()
 if len(sys.argv) > 2:
     state = load_torch_state(sys.argv[2])
-    load_flat_state({"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv}, state["model"])
+    load_flat_state(decoder_modules(vae), state["model"])
     print("decoder checkpoint at step", state.get("step"))
 samples, x, _ = sample_batch(training_prompts(), 64, np.random.default_rng(11), p_degraded=0.0)
-with torch.no_grad():
-    recon = np.concatenate([to_uint8(vae.decode(vae.encode(x[i:i + 16]).latent_dist.mode()).sample)
-                            for i in range(0, len(x), 16)])
+recon = reconstruct(vae, x)
 checks = [check_clip(clip, s.scene.prompt) for clip, s in zip(recon, samples)]
 wrong = collections.Counter(k for c in checks for k, ok in c.right.items() if not ok)
 defects = collections.Counter(d for c in checks for d in c.defects)

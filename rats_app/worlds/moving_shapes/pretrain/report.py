@@ -23,10 +23,16 @@ from rats_app.worlds.moving_shapes.render import CANVAS, FRAMES
 
 
 @torch.no_grad()
+def reconstruct(vae: AutoencoderKLWan, x: torch.Tensor, chunk: int = 16) -> np.ndarray:
+    """Clips through encode (posterior mode) and decode, as uint8 B x F x H x W x 3."""
+    return np.concatenate([to_uint8(vae.decode(vae.encode(x[i:i + chunk]).latent_dist.mode()).sample)
+                           for i in range(0, len(x), chunk)])
+
+
+@torch.no_grad()
 def vae_report(vae: AutoencoderKLWan, n: int = 96, seed: int = 99) -> dict:
     samples, x, _ = sample_batch(training_prompts(), n, np.random.default_rng(seed), p_degraded=0.5)
-    recon = np.concatenate([to_uint8(vae.decode(vae.encode(x[i:i + 16]).latent_dist.mode()).sample)
-                            for i in range(0, n, 16)])
+    recon = reconstruct(vae, x)
     checks = [check_clip(clip, s.scene.prompt) for clip, s in zip(recon, samples)]
     summary = summarize(checks)
     clean = [c for c, s in zip(checks, samples) if s.degradation.clean]

@@ -33,6 +33,22 @@ def _clips(cfg: PretrainConfig, stream: int, step: int) -> torch.Tensor:
     return sample_batch(training_prompts(), cfg.vae_batch, rng)[1].to(device())
 
 
+def vae_loss(vae: AutoencoderKLWan, cfg: PretrainConfig, step: int):
+    """Stage 1's loss on this step's clips (also what a VAE variant is judged with)."""
+    x = _clips(cfg, 1, step)
+    posterior = vae.encode(x).latent_dist
+    recon = vae.decode(posterior.mode()).sample
+    loss, parts = reconstruction_loss(recon, x, cfg.vae_object_weight, cfg.vae_edge_weight)
+    temporal = temporal_loss(recon, x)
+    kl = posterior.kl().mean() / x[0].numel()
+    return loss + cfg.vae_temporal_weight * temporal + cfg.vae_kl_weight * kl, {**parts, "temporal": temporal.item()}
+
+
+def decoder_modules(vae: AutoencoderKLWan) -> dict[str, torch.nn.Module]:
+    """What a decoder phase trains (and its checkpoint holds)."""
+    return {"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv}
+
+
 def train_vae(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
     final = work / "vae"
     if (final / "config.json").exists():
@@ -44,16 +60,8 @@ def train_vae(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     scheduler = lr_scheduler(optimizer, "cosine", cfg.vae_steps, warmup_steps=100)
 
-    def loss_fn(step: int):
-        x = _clips(cfg, 1, step)
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.mode()).sample
-        loss, parts = reconstruction_loss(recon, x, cfg.vae_object_weight, cfg.vae_edge_weight)
-        temporal = temporal_loss(recon, x)
-        kl = posterior.kl().mean() / x[0].numel()
-        return loss + cfg.vae_temporal_weight * temporal + cfg.vae_kl_weight * kl, {**parts, "temporal": temporal.item()}
-
-    run_stage(work, Stage("vae", cfg.vae_steps), {"vae": vae}, optimizer, scheduler, loss_fn)
+    run_stage(work, Stage("vae", cfg.vae_steps), {"vae": vae}, optimizer, scheduler,
+              lambda step: vae_loss(vae, cfg, step))
     set_latent_statistics(vae, cfg)
     vae.save_pretrained(final)
     return vae
@@ -75,9 +83,10 @@ def finetune_decoder(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
         return AutoencoderKLWan.from_pretrained(final).to(device())
     vae = AutoencoderKLWan.from_pretrained(work / cfg.decoder_from).to(device())
     vae.requires_grad_(False)
-    vae.decoder.requires_grad_(True)
-    vae.post_quant_conv.requires_grad_(True)
-    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    modules = decoder_modules(vae)
+    for module in modules.values():
+        module.requires_grad_(True)
+    params = [p for module in modules.values() for p in module.parameters()]
     optimizer = torch.optim.AdamW(params, lr=cfg.decoder_lr, weight_decay=0.0)
     scheduler = lr_scheduler(optimizer, "cosine", cfg.decoder_steps)
 
@@ -90,8 +99,7 @@ def finetune_decoder(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
         temporal = temporal_loss(recon, x)
         return loss + cfg.vae_temporal_weight * temporal, {**parts, "temporal": temporal.item()}
 
-    run_stage(work, Stage("decoder", cfg.decoder_steps), {"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv},
-              optimizer, scheduler, loss_fn)
+    run_stage(work, Stage("decoder", cfg.decoder_steps), modules, optimizer, scheduler, loss_fn)
     vae.eval()
     vae.save_pretrained(final)
     return vae
