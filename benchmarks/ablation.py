@@ -1,8 +1,8 @@
 """The paper's ablations on Shapes World, each from one command; tables (reward and ground truth)
 and plots under docs/results/.
 
-    python benchmarks/ablation.py alpha [--alphas 0.2 0.5 1 2] [--nfes 1 2 3 5] [--steps 200] [--images 120]
-    python benchmarks/ablation.py seeds [--seeds 0 1 2] [--presets rats distill reward] [--steps 200]
+    python benchmarks/ablation.py alpha [--alphas 0.2 0.5 1 2] [--nfes 1 2 3 5] [--steps 110] [--images 120]
+    python benchmarks/ablation.py seeds [--seeds 0 1 2] [--presets rats distill reward] [--steps 110]
     python benchmarks/ablation.py dynamics RUN_DIR [RUN_DIR ...]
 
 alpha: one RATS run per (alpha, K) with student_steps K, each measured at its own NFE on the
@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from rats_app.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "ablation"
@@ -85,7 +87,9 @@ def alpha(args) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = {(a, k): train(RUNS / f"alpha{a:g}-k{k}", {"alpha": a, "student_steps": k, "steps": args.steps, "seed": 0})
+    # one K per run, as in the paper's ablation (the default run draws K from several budgets)
+    runs = {(a, k): train(RUNS / f"alpha{a:g}-k{k}", {"alpha": a, "student_steps": k, "student_steps_choices": [],
+                                                       "steps": args.steps, "seed": 0})
             for a in args.alphas for k in args.nfes}
     table, by_k = header("alpha @ NFE"), {}
     for k in args.nfes:
@@ -171,7 +175,7 @@ def main() -> None:
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     s.add_argument("--presets", nargs="+", default=["rats", "distill", "reward"])
     for p in (a, s):
-        p.add_argument("--steps", type=int, default=200)
+        p.add_argument("--steps", type=int, default=TrainConfig().steps, help="steps per run (default: the default run's)")
         p.add_argument("--images", type=int, default=120)
     d = sub.add_parser("dynamics")
     d.add_argument("runs", nargs="+")

@@ -189,3 +189,30 @@ def test_video_reward_saves_loads_and_trains_a_step(tmp_path, tiny_video_reward)
     metrics = train(cfg, tmp_path / "trained", tmp_path / "work")
     assert set(metrics["held_out_prompts"]) == set(make_pairs(training_prompts(), 1, np.random.default_rng(0))[2])
     assert (tmp_path / "trained" / "model.safetensors").exists() and (tmp_path / "trained" / "training.json").exists()
+
+
+# ------------------------------------------------------------------ the tiny Wan model
+
+
+@pytest.mark.parametrize("factor", [4, 2])
+def test_either_vae_factor_gives_80_tokens_and_32_px_clips(factor):
+    from rats_app.worlds.moving_shapes.model import WanWorldConfig, build_world_pipeline
+
+    config = WanWorldConfig(z_dim=4, vae_base_dim=4, text_dim=32, text_layers=1, layers=1, heads=2, head_dim=8,
+                            ffn_dim=16, freq_dim=16, spatial_factor=factor)
+    pipe = build_world_pipeline(config)
+    tokens = []
+    pipe.transformer.patch_embedding.register_forward_hook(lambda m, i, out: tokens.append(out[0, 0].numel()))
+    frames = pipe("a small red square moving right on a white background", height=32, width=32, num_frames=FRAMES,
+                  num_inference_steps=1, max_sequence_length=16, output_type="np",
+                  generator=torch.Generator().manual_seed(0)).frames
+    assert frames.shape == (1, FRAMES, 32, 32, 3)
+    assert pipe.vae.config.scale_factor_spatial == factor and pipe.transformer.config.patch_size == (1, 8 // factor, 8 // factor)
+    assert set(tokens) == {80}  # 5 latent frames x (32 / 8)^2 whatever the factor
+
+
+def test_an_unsupported_vae_factor_is_named():
+    from rats_app.worlds.moving_shapes.model import WanWorldConfig
+
+    with pytest.raises(ValueError, match="spatial_factor: 8"):
+        WanWorldConfig(spatial_factor=8)

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKLWan
 
 from rats_app.training.loop import Stage, run_stage
 from rats_app.training.schedules import lr_scheduler
+from rats_app.worlds.moving_shapes.model import WanWorldConfig, build_vae
 from rats_app.worlds.moving_shapes.pretrain import PretrainConfig
 from rats_app.worlds.moving_shapes.pretrain.vae import vae_loss
 
@@ -29,10 +29,7 @@ args = parser.parse_args()
 torch.set_num_threads(1)
 torch.manual_seed(0)
 cfg = PretrainConfig()
-levels = {4: ([1, 2, 4], [False, True]), 2: ([1, 2], [True])}[args.spatial]
-vae = AutoencoderKLWan(base_dim=args.base_dim, z_dim=args.z_dim, dim_mult=levels[0], num_res_blocks=1,
-                       temperal_downsample=levels[1], latents_mean=[0.0] * args.z_dim, latents_std=[1.0] * args.z_dim,
-                       scale_factor_spatial=args.spatial, scale_factor_temporal=2)
+vae = build_vae(WanWorldConfig(z_dim=args.z_dim, vae_base_dim=args.base_dim, spatial_factor=args.spatial))
 optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
 scheduler = lr_scheduler(optimizer, "cosine", args.steps, warmup_steps=100)
 args.out.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,12 @@
 """Build the tiny Wan2.1-architecture pipeline of Moving Shapes from small configs.
 
-A standard ``diffusers.WanPipeline``: ``WanTransformer3DModel``, ``AutoencoderKLWan`` with 4x
-spatial and 2x temporal compression (9 frames of 32x32 -> 5 latent frames of 8x8; the image world
-needed factor 4 for 16-px objects, and these objects are 8-14 px), a small UMT5 encoder and a
-T5 tokenizer made in code. Everything here is deterministic; pretraining fills in the weights.
+A standard ``diffusers.WanPipeline``: ``WanTransformer3DModel``, ``AutoencoderKLWan`` with 4x (or
+2x) spatial and 2x temporal compression (9 frames of 32x32 -> 5 latent frames of 8x8, or 16x16),
+a small UMT5 encoder and a T5 tokenizer made in code. The image world needed factor 4 for 16-px
+objects, i.e. 4 x 4 latent cells per object; a small object here is 8 px, which factor 4 leaves
+at 2 x 2 cells (and the VAE rounds its corners), factor 2 at 4 x 4. The transformer's patch
+follows the factor so that a token always covers 8 x 8 px: 80 tokens either way. Everything here
+is deterministic; pretraining fills in the weights.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from rats_app.worlds.tokenizers import t5_tokenizer
 
 # Prompts have 11 words; WanPipeline zeroes the pad embeddings, and a short sequence is cheap.
 MAX_SEQUENCE_LENGTH = 16
-SPATIAL_FACTOR, TEMPORAL_FACTOR = 4, 2
+TEMPORAL_FACTOR = 2
+TOKEN_PX = 8  # pixels a transformer token covers along each side, whatever the VAE's factor
+
+
+# spatial factor -> (dim_mult, temperal_downsample) of AutoencoderKLWan
+_VAE_LEVELS = {4: ([1, 2, 4], [False, True]), 2: ([1, 2], [True])}
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,16 @@ class WanWorldConfig:
     ffn_dim: int = 512
     freq_dim: int = 64
     shift: float = 1.0  # 80 tokens: far below what Wan's flow_shift is set for, as in Shapes World
+    spatial_factor: int = 4  # VAE spatial compression: 4 (dim_mult 1, 2, 4) or 2 (dim_mult 1, 2)
+
+    def __post_init__(self):
+        if self.spatial_factor not in _VAE_LEVELS:
+            raise ValueError(f"spatial_factor: {self.spatial_factor!r} must be one of {sorted(_VAE_LEVELS)}")
+
+    @property
+    def patch(self) -> int:
+        """The transformer's spatial patch: a token covers TOKEN_PX x TOKEN_PX pixels."""
+        return TOKEN_PX // self.spatial_factor
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,10 +64,11 @@ def build_tokenizer() -> T5Tokenizer:
 
 
 def build_vae(config: WanWorldConfig = WanWorldConfig()) -> AutoencoderKLWan:
-    """dim_mult of three levels with one temporal downsampling: 4x spatial, 2x temporal."""
-    return AutoencoderKLWan(base_dim=config.vae_base_dim, z_dim=config.z_dim, dim_mult=[1, 2, 4], num_res_blocks=1,
-                            temperal_downsample=[False, True], latents_mean=[0.0] * config.z_dim,
-                            latents_std=[1.0] * config.z_dim, scale_factor_spatial=SPATIAL_FACTOR,
+    """One level per 2x of spatial compression; the last downsampling is also temporal (2x)."""
+    dim_mult, temporal = _VAE_LEVELS[config.spatial_factor]
+    return AutoencoderKLWan(base_dim=config.vae_base_dim, z_dim=config.z_dim, dim_mult=dim_mult, num_res_blocks=1,
+                            temperal_downsample=temporal, latents_mean=[0.0] * config.z_dim,
+                            latents_std=[1.0] * config.z_dim, scale_factor_spatial=config.spatial_factor,
                             scale_factor_temporal=TEMPORAL_FACTOR)
 
 
@@ -61,7 +80,7 @@ def build_text_encoder(config: WanWorldConfig, tokenizer: T5Tokenizer) -> UMT5En
 
 
 def build_transformer(config: WanWorldConfig) -> WanTransformer3DModel:
-    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=config.heads,
+    return WanTransformer3DModel(patch_size=(1, config.patch, config.patch), num_attention_heads=config.heads,
                                  attention_head_dim=config.head_dim, in_channels=config.z_dim,
                                  out_channels=config.z_dim, text_dim=config.text_dim, freq_dim=config.freq_dim,
                                  ffn_dim=config.ffn_dim, num_layers=config.layers, rope_max_seq_len=64)
