@@ -44,22 +44,26 @@ def train(run: Path, overrides: dict) -> Path:
     args += [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     if train_main(args) != 0:
         raise SystemExit(f"training {run} failed")
+    if json.loads(status.read_text()).get("status") != "finished":  # stopped (SIGTERM): not a result yet
+        raise SystemExit(f"training {run} stopped before its end; run the ablation again to resume it")
     return run
 
 
-def measure(name: str, loras: dict[str, Path], nfes: list[int], images: int, teacher: bool) -> list[dict]:
-    """evaluate on training and held-out prompts; rows tagged with their prompt set."""
+def measure(loras: dict[str, Path], nfes: list[int], images: int, teacher: bool) -> list[dict]:
+    """evaluate on training and held-out prompts; rows tagged with their prompt set. One evaluate
+    folder per prompt set for every ablation: the teacher@50 and baseline images are made once
+    (evaluate's cache keys each LoRA's images by its content, so a name reused is not confused)."""
     from rats_app.evaluate import main as evaluate_main
 
     rows = []
     for prompts in ("world-train", "world-heldout"):
-        out = RUNS / "eval" / f"{name}-{prompts}"
+        out = RUNS / "eval" / prompts
         args = ["--out-dir", str(out), "--prompts", prompts, "--images", str(images), "--nfe", *map(str, nfes),
                 "--teacher-nfe", "50", "--rewards", "shapes", "--quiet"]
         for variant, path in loras.items():
             args += ["--lora", f"{variant}={path}"]
         if evaluate_main(args) != 0:
-            raise SystemExit(f"evaluate failed for {name} {prompts}")
+            raise SystemExit(f"evaluate failed for {', '.join(loras)} on {prompts}")
         data = json.loads((out / "results.json").read_text())["rows"]
         rows += [dict(r, prompts=prompts) for r in data if teacher or r["variant"] != "teacher"]
     return rows
@@ -93,15 +97,15 @@ def alpha(args) -> None:
             for a in args.alphas for k in args.nfes}
     table, by_k = header("alpha @ NFE"), {}
     for k in args.nfes:
-        rows = measure(f"alpha-k{k}", {f"alpha{a:g}": runs[(a, k)] for a in args.alphas}, [k], args.images, k == args.nfes[0])
+        rows = measure({_alpha_name(a): runs[(a, k)] for a in args.alphas}, [k], args.images, k == args.nfes[0])
         for r in rows:
-            label = r["variant"] if not r["variant"].startswith("alpha") else f"α = {r['variant'][5:]}"
+            label = r["variant"] if not r["variant"].startswith("alpha") else f"α = {_alpha_of(r['variant']):g}"
             table += f"| {label} @ {r['nfe']} | {r['prompts']} | {cells(r)} |\n"
             by_k.setdefault(k, []).append(r)
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (key, label, _) in zip(axes, (MEASURES[0], MEASURES[2], MEASURES[5])):
         for k, rows in by_k.items():
-            points = sorted((float(r["variant"][5:]), r[key]) for r in rows
+            points = sorted((_alpha_of(r["variant"]), r[key]) for r in rows
                             if r["variant"].startswith("alpha") and r["prompts"] == "world-train" and key in r)
             ax.plot(*zip(*points), marker="o", label=f"NFE {k}")
         ax.set_xscale("log"), ax.set_xlabel("α"), ax.set_title(f"{label} (training prompts)")
@@ -112,10 +116,19 @@ def alpha(args) -> None:
           table + "\n![alpha ablation](ablation-alpha.png)\n")
 
 
+def _alpha_name(a: float) -> str:
+    """A LoRA name evaluate accepts (a word): alpha0p2 for 0.2."""
+    return f"alpha{a:g}".replace(".", "p")
+
+
+def _alpha_of(name: str) -> float:
+    return float(name[len("alpha"):].replace("p", "."))
+
+
 def seeds(args) -> None:
     loras = {f"{p}-s{s}": train(RUNS / f"{p}-seed{s}", {"preset": p, "seed": s, "steps": args.steps})
              for p in args.presets for s in args.seeds}
-    rows = measure("seeds", loras, [3], args.images, True)
+    rows = measure(loras, [3], args.images, True)
     table = header("variant @ 3 (seeds)")
     for prompts in ("world-train", "world-heldout"):
         here = [r for r in rows if r["prompts"] == prompts]
