@@ -13,27 +13,18 @@ from pathlib import Path
 
 import torch
 
-from rats_app.training.loop import Stage, run_stage
-from rats_app.training.schedules import lr_scheduler
-from rats_app.worlds.moving_shapes.model import WanWorldConfig, build_vae
+from rats_app.worlds.moving_shapes.model import WanWorldConfig
 from rats_app.worlds.moving_shapes.pretrain import PretrainConfig
-from rats_app.worlds.moving_shapes.pretrain.vae import vae_loss
+from rats_app.worlds.moving_shapes.pretrain.vae import train_vae
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("out", type=Path, help="work dir: checkpoint and log (it resumes), then the VAE")
+parser.add_argument("out", type=Path, help="work dir: checkpoint and log (it resumes), then the VAE in OUT/vae")
 parser.add_argument("--spatial", type=int, choices=(2, 4), default=4)
 parser.add_argument("--z-dim", type=int, default=32)
 parser.add_argument("--base-dim", type=int, default=16)
 parser.add_argument("--steps", type=int, default=1000)
 args = parser.parse_args()
 torch.set_num_threads(1)
-torch.manual_seed(0)
-cfg = PretrainConfig()
-vae = build_vae(WanWorldConfig(z_dim=args.z_dim, vae_base_dim=args.base_dim, spatial_factor=args.spatial))
-optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-scheduler = lr_scheduler(optimizer, "cosine", args.steps, warmup_steps=100)
-args.out.mkdir(parents=True, exist_ok=True)
-run_stage(args.out, Stage("vae", args.steps, log_every=100), {"vae": vae}, optimizer, scheduler,
-          lambda step: vae_loss(vae, cfg, step))
-vae.eval().save_pretrained(args.out)
-subprocess.run([sys.executable, str(Path(__file__).with_name("moving_vae_probe.py")), str(args.out)], check=True)
+model = WanWorldConfig(z_dim=args.z_dim, vae_base_dim=args.base_dim, spatial_factor=args.spatial)
+train_vae(args.out, PretrainConfig(vae_steps=args.steps), model)  # stage 1 itself, latent statistics too
+subprocess.run([sys.executable, str(Path(__file__).with_name("moving_vae_probe.py")), str(args.out / "vae")], check=True)

@@ -49,12 +49,13 @@ def decoder_modules(vae: AutoencoderKLWan) -> dict[str, torch.nn.Module]:
     return {"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv}
 
 
-def train_vae(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
+def train_vae(work: Path, cfg: PretrainConfig, model: WanWorldConfig = WanWorldConfig()) -> AutoencoderKLWan:
+    """Stage 1 (``model``: another design than the world's, for a VAE variant probe)."""
     final = work / "vae"
     if (final / "config.json").exists():
         return AutoencoderKLWan.from_pretrained(final).to(device())
     torch.manual_seed(cfg.seed)
-    vae = build_vae(WanWorldConfig()).to(device())
+    vae = build_vae(model).to(device())
     if cfg.vae_init:
         vae.load_state_dict(load_tensors(cfg.vae_init))
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
