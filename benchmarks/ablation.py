@@ -53,7 +53,8 @@ def measure(loras: dict[str, Path], nfes: list[int], images: int, teacher: bool)
     """evaluate on training and held-out prompts; rows tagged with their prompt set. One evaluate
     folder per prompt set for every ablation: the teacher@50 and baseline images are made once
     (evaluate's cache keys each LoRA's images by its content, so a name reused is not confused)."""
-    from rats_app.evaluate import main as evaluate_main
+    from rats_app.errors import UserError
+    from rats_app.evaluate import build_parser, run
 
     rows = []
     for prompts in ("world-train", "world-heldout"):
@@ -62,9 +63,10 @@ def measure(loras: dict[str, Path], nfes: list[int], images: int, teacher: bool)
                 "--teacher-nfe", "50", "--rewards", "shapes", "--quiet"]
         for variant, path in loras.items():
             args += ["--lora", f"{variant}={path}"]
-        if evaluate_main(args) != 0:
-            raise SystemExit(f"evaluate failed for {', '.join(loras)} on {prompts}")
-        data = json.loads((out / "results.json").read_text())["rows"]
+        try:  # the rows evaluate returns, not its results.json: two ablations may share the folder
+            data = run(build_parser().parse_args(args))
+        except UserError as error:
+            raise SystemExit(f"evaluate failed for {', '.join(loras)} on {prompts}: {error}") from None
         rows += [dict(r, prompts=prompts) for r in data if teacher or r["variant"] != "teacher"]
     return rows
 
