@@ -70,6 +70,8 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
+    if args.images is not None and args.images < 1:
+        raise UserError(f"--images must be >= 1, got {args.images}")
     nfes = sorted({check_nfe(n) for n in args.nfe})
     teacher_nfe = check_nfe(args.teacher_nfe, "--teacher-nfe")
     info = read_model_info(args.model)
@@ -281,8 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def work() -> str:
-        if args.images is not None and args.images < 1:
-            raise UserError(f"--images must be >= 1, got {args.images}")
         return markdown_table(run(args)) + f"\ntables and frontier.png in {args.out_dir}"
     return run_cli(work)
 
