@@ -59,7 +59,9 @@ class TrainConfig:
     match_on: str = _f("x0", "match predicted clean latents (x0) or the noisy states (state)", choices=("x0", "state"))
     teacher_target: str = _f("x0_hat", "with match_on x0, what the student's x0_hat at a horizon is pulled toward: "
                              "the teacher's x0_hat at that sigma (x0_hat), or the clean latents the teacher's "
-                             "rollout ends at (final: its sharp multi-step output)", choices=("x0_hat", "final"))
+                             "rollout ends at (final: its sharp multi-step output), or that end point at the last horizon only and x0_hat "
+                             "before it (last: the student's output is pulled to the teacher's output)",
+                             choices=("x0_hat", "final", "last"))
     match_distance: str = _f("l2", "distance d between teacher and student", choices=("l2", "cosine"))
     alpha: float = _f(1.0, "alpha: weight of the gated horizon-matching term", low=0.0, advanced=False)
     reward_weight: float = _f(0.01, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
@@ -146,8 +148,9 @@ class TrainConfig:
             # the sample grids and the LoRA's default NFE use student_steps: it must be a K that trains
             raise ConfigError(f"student_steps: {self.student_steps} has weight 0 in student_steps_weights "
                               f"{self.student_steps_weights}, so the run would never train it")
-        if self.teacher_target == "final" and self.match_on != "x0":
-            raise ConfigError("teacher_target: 'final' needs match_on: 'x0' (a noisy state has no final image)")
+        if self.teacher_target != "x0_hat" and self.match_on != "x0":
+            raise ConfigError(f"teacher_target: {self.teacher_target!r} needs match_on: 'x0' (a noisy state has no "
+                              "final image)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device: {self.device!r} is not auto, cpu or cuda")
 

@@ -286,3 +286,18 @@ def test_teacher_target_final_pulls_toward_the_teacher_end_point(tmp_path, prepa
     assert a.matching != b.matching and np.isfinite(b.matching)
     with pytest.raises(ConfigError, match="teacher_target: 'final' needs match_on: 'x0'"):
         TrainConfig.from_dict({"teacher_target": "final", "match_on": "state"})
+
+
+def test_teacher_target_last_is_the_end_point_at_the_last_horizon_and_x0_hat_before(tmp_path, prepare_tiny):
+    rollouts = {}
+    for target in ("x0_hat", "last"):
+        trainer = prepare_tiny(tmp_path / target, teacher_target=target).trainer
+        rollouts[target] = trainer.rollout(*trainer.batch(0), student_steps=3)
+    plain, last = rollouts["x0_hat"], rollouts["last"]
+    assert len(last.teacher_horizons) == 3
+    for h in (0, 1):  # before the last horizon: the teacher's one-shot guesses, as with x0_hat
+        assert torch.equal(last.teacher_horizons[h], plain.teacher_horizons[h])
+    assert torch.equal(last.teacher_horizons[2], last.teacher.latents)
+    assert not torch.equal(plain.teacher_horizons[2], plain.teacher.latents)
+    with pytest.raises(ConfigError, match="teacher_target: 'last' needs match_on: 'x0'"):
+        TrainConfig.from_dict({"teacher_target": "last", "match_on": "state"})

@@ -236,10 +236,10 @@ class RatsTrainer:
         if teacher is None:  # terminal reward only: nothing to match
             return RolloutResult(prompts, student, None, images, r_student, r_student.detach(), [], [])
         pick = (lambda r, i: r.x0_preds[i]) if cfg.match_on == "x0" else (lambda r, i: r.states[i])
-        if cfg.teacher_target == "final":  # the teacher's own end point, not its one-shot guess at sigma_h
-            t_h = [teacher.latents for _ in horizons]
-        else:
-            t_h = [pick(teacher, h * m) for h in horizons]
+        # "final": the teacher's own end point, not its one-shot guess at sigma_h; "last": that end point
+        # only where the student's x0_hat is its output (its last step), the guesses before it.
+        final_at = {"x0_hat": (), "final": horizons, "last": [k - 1]}[cfg.teacher_target]
+        t_h = [teacher.latents if h in final_at else pick(teacher, h * m) for h in horizons]
         return RolloutResult(prompts, student, teacher, images, r_student, r_teacher,
                              [pick(student, h) for h in horizons], t_h)
 
