@@ -57,13 +57,13 @@ class TrainConfig:
     horizons: list = _f([], "student step indices to match at (0 = sigma 1); empty = all K")
     horizon_weights: list = _f([], "per-horizon weights w_h (same length as the horizons); empty = all 1")
     match_on: str = _f("x0", "match predicted clean latents (x0) or the noisy states (state)", choices=("x0", "state"))
-    teacher_target: str = _f("x0_hat", "with match_on x0, what the student's x0_hat at a horizon is pulled toward: "
+    teacher_target: str = _f("last", "with match_on x0, what the student's x0_hat at a horizon is pulled toward: "
                              "the teacher's x0_hat at that sigma (x0_hat), or the clean latents the teacher's "
                              "rollout ends at (final: its sharp multi-step output), or that end point at the last horizon only and x0_hat "
                              "before it (last: the student's output is pulled to the teacher's output)",
                              choices=("x0_hat", "final", "last"))
     match_distance: str = _f("l2", "distance d between teacher and student", choices=("l2", "cosine"))
-    alpha: float = _f(1.0, "alpha: weight of the gated horizon-matching term", low=0.0, advanced=False)
+    alpha: float = _f(0.2, "alpha: weight of the gated horizon-matching term", low=0.0, advanced=False)
     reward_weight: float = _f(0.01, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
     tau: float = _f(1.0, "tau: gate temperature, g = sigmoid((R_T - R_S) / tau)", low=0.0, low_open=True)
     gate: str = _f("soft", "soft: sigmoid; hard: 1 if R_T > R_S else 0; always: g = 1",
@@ -74,7 +74,7 @@ class TrainConfig:
     lora_rank: int = _f(8, "LoRA rank", low=1, high=512)
     lora_alpha: float = _f(8.0, "LoRA alpha (scale = alpha / rank)", low=0.0, low_open=True)
     lora_targets: list = _f(["to_q", "to_k", "to_v", "to_out.0"], "transformer modules that get LoRA")
-    learning_rate: float = _f(1e-3, "AdamW learning rate", low=0.0, low_open=True, advanced=False)
+    learning_rate: float = _f(2e-3, "AdamW learning rate", low=0.0, low_open=True, advanced=False)
     lr_schedule: str = _f("cosine", "constant, or cosine (decays to 10 % of learning_rate at the last step)",
                           choices=("constant", "cosine"))
     warmup_steps: int = _f(10, "steps of linear learning-rate warm-up from 0", low=0)

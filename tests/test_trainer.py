@@ -271,8 +271,9 @@ def test_learning_rate_schedule_exact_values(tmp_path, train_tiny):
     assert np.allclose([m.lr for m in recorder.seen], expected, rtol=1e-12)
     assert expected[-1] == pytest.approx(0.1e-3)
     resumed = Recorder()  # the schedule continues where a resumed run stopped
-    train_tiny(tmp_path / "split", steps=5, warmup_steps=2, callbacks=[Recorder(stop_after=3)])
-    train_tiny(tmp_path / "split", resume=True, steps=5, warmup_steps=2, callbacks=[resumed])
+    schedule = {"steps": 5, "warmup_steps": 2, "lr_schedule": "cosine", "learning_rate": 1e-3}
+    train_tiny(tmp_path / "split", callbacks=[Recorder(stop_after=3)], **schedule)
+    train_tiny(tmp_path / "split", resume=True, callbacks=[resumed], **schedule)
     assert np.allclose([m.lr for m in resumed.seen], expected[3:], rtol=1e-12)
 
 
