@@ -145,3 +145,18 @@ def test_moving_shapes_decoder_phase_from_a_named_phase_skips_the_vae_stage(tmp_
           "--vae-batch", "2", "--threads", "1"])
     assert (work / "vae_decoder" / "config.json").exists()
     assert not (work / "vae").exists() and not (work / "vae_ckpt.pt").exists()  # no VAE was trained
+
+
+def test_per_object_weights_give_a_small_and_a_large_object_the_same_total_weight():
+    import torch
+
+    from rats_app.worlds.pretraining import object_pixel_weights
+
+    images = torch.zeros(2, 3, 16, 16)
+    images[0, :, 4:6, 4:6] = 1.0    # 2 x 2 px (4 x 4 after the mask's one-pixel dilation)
+    images[1, :, 4:10, 4:10] = 1.0  # 6 x 6 px (8 x 8 dilated)
+    extra = lambda w: (w - 1.0).flatten(1).sum(dim=1)  # noqa: E731 - each sample's total object weight
+    plain = extra(object_pixel_weights(images, 10.0))
+    assert plain.tolist() == [160.0, 640.0]  # per pixel: total weight follows the area
+    scaled = extra(object_pixel_weights(images, 10.0, per_object=True))
+    assert torch.allclose(scaled, torch.full((2,), 400.0))  # the mean of the two, each

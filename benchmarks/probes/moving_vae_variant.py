@@ -23,8 +23,10 @@ parser.add_argument("--spatial", type=int, choices=(2, 4), default=4)
 parser.add_argument("--z-dim", type=int, default=32)
 parser.add_argument("--base-dim", type=int, default=16)
 parser.add_argument("--steps", type=int, default=1000)
+parser.add_argument("--per-object", action="store_true", help="vae_object_per_object: small objects weigh as "
+                    "much in all as large ones")
 args = parser.parse_args()
 torch.set_num_threads(1)
 model = WanWorldConfig(z_dim=args.z_dim, vae_base_dim=args.base_dim, spatial_factor=args.spatial)
-train_vae(args.out, PretrainConfig(vae_steps=args.steps), model)  # stage 1 itself, latent statistics too
+train_vae(args.out, PretrainConfig(vae_steps=args.steps, vae_object_per_object=args.per_object), model)  # stage 1 itself, latent statistics too
 subprocess.run([sys.executable, str(Path(__file__).with_name("moving_vae_probe.py")), str(args.out / "vae")], check=True)

@@ -35,10 +35,21 @@ def object_mask(x: torch.Tensor, threshold: float = 0.05) -> torch.Tensor:
     return F.max_pool2d(mask, 3, stride=1, padding=1)
 
 
+def object_pixel_weights(target: torch.Tensor, object_weight: float, per_object: bool = False) -> torch.Tensor:
+    """1 + object_weight on the object's pixels. ``per_object``: scaled per sample by the batch's mean
+    object area over this sample's, so that a small object weighs as much in all as a large one
+    (per pixel, an 8 px square has about a third of a large one's total weight)."""
+    mask = object_mask(target)
+    if per_object:
+        area = mask.flatten(1).mean(dim=1).clamp_min(1e-4)
+        mask = mask * (area.mean() / area).view(-1, *[1] * (mask.ndim - 1))
+    return 1.0 + object_weight * mask
+
+
 def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, object_weight: float,
-                        edge_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+                        edge_weight: float, per_object: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     """Object-weighted L1 + MSE plus an L1 on spatial gradients (keeps edges sharp)."""
-    weight = 1.0 + object_weight * object_mask(target)
+    weight = object_pixel_weights(target, object_weight, per_object)
     error = recon - target
     pixel = (weight * error.abs()).mean() + (weight * error.pow(2)).mean()
     gx, gy = spatial_gradients(recon)

@@ -38,7 +38,7 @@ def vae_loss(vae: AutoencoderKLWan, cfg: PretrainConfig, step: int):
     x = _clips(cfg, 1, step)
     posterior = vae.encode(x).latent_dist
     recon = vae.decode(posterior.mode()).sample
-    loss, parts = reconstruction_loss(recon, x, cfg.vae_object_weight, cfg.vae_edge_weight)
+    loss, parts = reconstruction_loss(recon, x, cfg.vae_object_weight, cfg.vae_edge_weight, cfg.vae_object_per_object)
     temporal = temporal_loss(recon, x)
     kl = posterior.kl().mean() / x[0].numel()
     return loss + cfg.vae_temporal_weight * temporal + cfg.vae_kl_weight * kl, {**parts, "temporal": temporal.item()}
