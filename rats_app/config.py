@@ -59,8 +59,9 @@ class TrainConfig:
     match_on: str = _f("x0", "match predicted clean latents (x0) or the noisy states (state)", choices=("x0", "state"))
     teacher_target: str = _f("last", "with match_on x0, what the student's x0_hat at a horizon is pulled toward: "
                              "the teacher's x0_hat at that sigma (x0_hat), or the clean latents the teacher's "
-                             "rollout ends at (final: its sharp multi-step output), or that end point at the last horizon only and x0_hat "
-                             "before it (last: the student's output is pulled to the teacher's output)",
+                             "rollout ends at (final: its sharp multi-step output), or that end point at the student's last step "
+                             "(when it is a horizon) and x0_hat before it (last: the student's output is pulled to "
+                             "the teacher's output)",
                              choices=("x0_hat", "final", "last"))
     match_distance: str = _f("l2", "distance d between teacher and student", choices=("l2", "cosine"))
     alpha: float = _f(0.2, "alpha: weight of the gated horizon-matching term", low=0.0, advanced=False)

@@ -28,5 +28,6 @@ parser.add_argument("--per-object", action="store_true", help="vae_object_per_ob
 args = parser.parse_args()
 torch.set_num_threads(1)
 model = WanWorldConfig(z_dim=args.z_dim, vae_base_dim=args.base_dim, spatial_factor=args.spatial)
-train_vae(args.out, PretrainConfig(vae_steps=args.steps, vae_object_per_object=args.per_object), model)  # stage 1 itself, latent statistics too
+cfg = PretrainConfig(vae_steps=args.steps, vae_object_per_object=args.per_object)
+train_vae(args.out, cfg, model)  # stage 1 itself, latent statistics too
 subprocess.run([sys.executable, str(Path(__file__).with_name("moving_vae_probe.py")), str(args.out / "vae")], check=True)
