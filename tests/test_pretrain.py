@@ -160,3 +160,17 @@ def test_per_object_weights_give_a_small_and_a_large_object_the_same_total_weigh
     assert plain.tolist() == [160.0, 640.0]  # per pixel: total weight follows the area
     scaled = extra(object_pixel_weights(images, 10.0, per_object=True))
     assert torch.allclose(scaled, torch.full((2,), 400.0))  # the mean of the two, each
+
+
+def test_object_weighted_temporal_loss_counts_a_difference_with_the_larger_frame_weight():
+    import torch
+
+    from rats_app.worlds.moving_shapes.pretrain.vae import temporal_loss
+
+    target = torch.zeros(1, 1, 3, 1, 2)  # B x C x F x H x W: 3 frames of 1 x 2 px
+    recon = target.clone()
+    recon[0, 0, 1, 0, 0] = 1.0           # frame 1 wrong at pixel 0: both differences touching it are off by 1
+    weight = torch.ones(1, 1, 3, 1, 2)
+    weight[0, 0, 0, 0, 0] = 11.0         # pixel 0 is on the object in frame 0 only
+    assert temporal_loss(recon, target).item() == 0.5  # (1 + 1) / 4 differences
+    assert temporal_loss(recon, target, weight).item() == (11.0 + 1.0) / 4  # 0->1 takes frame 0's 11

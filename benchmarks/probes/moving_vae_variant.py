@@ -25,9 +25,12 @@ parser.add_argument("--base-dim", type=int, default=16)
 parser.add_argument("--steps", type=int, default=1000)
 parser.add_argument("--per-object", action="store_true", help="vae_object_per_object: small objects weigh as "
                     "much in all as large ones")
+parser.add_argument("--temporal-object", action="store_true", help="vae_temporal_object: the frame-difference "
+                    "L1 weighted with the object weight")
 args = parser.parse_args()
 torch.set_num_threads(1)
 model = WanWorldConfig(z_dim=args.z_dim, vae_base_dim=args.base_dim, spatial_factor=args.spatial)
-cfg = PretrainConfig(vae_steps=args.steps, vae_object_per_object=args.per_object)
+cfg = PretrainConfig(vae_steps=args.steps, vae_object_per_object=args.per_object,
+                     vae_temporal_object=args.temporal_object)
 train_vae(args.out, cfg, model)  # stage 1 itself, latent statistics too
 subprocess.run([sys.executable, str(Path(__file__).with_name("moving_vae_probe.py")), str(args.out / "vae")], check=True)

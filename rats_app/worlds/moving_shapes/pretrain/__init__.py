@@ -30,6 +30,8 @@ class PretrainConfig:
     vae_object_weight: float = option(10.0, "extra weight on the object's pixels", low=0.0)
     vae_object_per_object: bool = option(False, "scale the object weight per clip by the batch's mean object "
                                          "area over the clip's (small objects weigh as much as large ones)")
+    vae_temporal_object: bool = option(False, "weight the frame-difference L1 with the object weight (the larger "
+                                       "of the two frames'), so small moving objects' edges count")
     vae_init: str = option("", "start the VAE from these safetensors weights (an earlier run's vae/)")
     decoder_from: str = option("vae", "the VAE in the work dir whose decoder this phase sharpens: vae, or an "
                                "earlier phase's output copied aside (e.g. vae_decoder_a); writes vae_decoder")

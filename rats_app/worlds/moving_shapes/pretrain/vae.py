@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
 
 from rats_app.io import load_tensors
@@ -21,11 +20,17 @@ from rats_app.worlds.moving_shapes.data import sample_batch
 from rats_app.worlds.moving_shapes.model import WanWorldConfig, build_vae
 from rats_app.worlds.moving_shapes.pretrain import PretrainConfig, device
 from rats_app.worlds.moving_shapes.prompts import training_prompts
-from rats_app.worlds.pretraining import reconstruction_loss
+from rats_app.worlds.pretraining import object_pixel_weights, reconstruction_loss
 
 
-def temporal_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.l1_loss(recon[:, :, 1:] - recon[:, :, :-1], target[:, :, 1:] - target[:, :, :-1])
+def temporal_loss(recon: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 on frame differences. ``weight`` (B x 1 x F x H x W, e.g. object_pixel_weights): a difference
+    counts with the larger of its two frames' weights, so a small moving object's leading and trailing
+    edges are not drowned by the still background (the VAE folds two frames into one latent frame)."""
+    error = (recon[:, :, 1:] - recon[:, :, :-1]) - (target[:, :, 1:] - target[:, :, :-1])
+    if weight is None:
+        return error.abs().mean()
+    return (torch.maximum(weight[:, :, 1:], weight[:, :, :-1]) * error.abs()).mean()
 
 
 def _clips(cfg: PretrainConfig, stream: int, step: int) -> torch.Tensor:
@@ -39,7 +44,10 @@ def vae_loss(vae: AutoencoderKLWan, cfg: PretrainConfig, step: int):
     posterior = vae.encode(x).latent_dist
     recon = vae.decode(posterior.mode()).sample
     loss, parts = reconstruction_loss(recon, x, cfg.vae_object_weight, cfg.vae_edge_weight, cfg.vae_object_per_object)
-    temporal = temporal_loss(recon, x)
+    weight = None
+    if cfg.vae_temporal_object:
+        weight = object_pixel_weights(x, cfg.vae_object_weight, cfg.vae_object_per_object)
+    temporal = temporal_loss(recon, x, weight)
     kl = posterior.kl().mean() / x[0].numel()
     return loss + cfg.vae_temporal_weight * temporal + cfg.vae_kl_weight * kl, {**parts, "temporal": temporal.item()}
 
