@@ -34,7 +34,7 @@ _VAE_LEVELS = {4: ([1, 2, 4], [False, True]), 2: ([1, 2], [True])}
 class WanWorldConfig:
     """Sizes of the tiny Wan pipeline (recorded with the shipped model)."""
 
-    z_dim: int = 32           # 3x compression of each 4 x 4 px x 2 frame patch (16 left small shapes blurred)
+    z_dim: int = 16           # per 2 x 2 px x 2 frame patch (at factor 4, z 32 still blurred small shapes)
     vae_base_dim: int = 16
     text_dim: int = 64
     text_layers: int = 2
@@ -44,7 +44,7 @@ class WanWorldConfig:
     ffn_dim: int = 512
     freq_dim: int = 64
     shift: float = 1.0  # 80 tokens: far below what Wan's flow_shift is set for, as in Shapes World
-    spatial_factor: int = 4  # VAE spatial compression: 4 (dim_mult 1, 2, 4) or 2 (dim_mult 1, 2)
+    spatial_factor: int = 2  # VAE spatial compression: 2 (dim_mult 1, 2) keeps 8 px shapes; 4 (dim_mult 1, 2, 4) blobs them
 
     def __post_init__(self):
         if self.spatial_factor not in _VAE_LEVELS:

@@ -28,9 +28,9 @@ class PretrainConfig:
     vae_edge_weight: float = option(1.0, "weight of the spatial-gradient L1", low=0.0)
     vae_temporal_weight: float = option(1.0, "weight of the frame-difference L1 (keeps motion and flicker)", low=0.0)
     vae_object_weight: float = option(10.0, "extra weight on the object's pixels", low=0.0)
-    vae_object_per_object: bool = option(False, "scale the object weight per clip by the batch's mean object "
+    vae_object_per_object: bool = option(True, "scale the object weight per clip by the batch's mean object "
                                          "area over the clip's (small objects weigh as much as large ones)")
-    vae_temporal_object: bool = option(False, "weight the frame-difference L1 with the object weight (the larger "
+    vae_temporal_object: bool = option(True, "weight the frame-difference L1 with the object weight (the larger "
                                        "of the two frames'), so small moving objects' edges count")
     vae_init: str = option("", "start the VAE from these safetensors weights (an earlier run's vae/)")
     decoder_from: str = option("vae", "the VAE in the work dir whose decoder this phase sharpens: vae, or an "
