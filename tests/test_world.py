@@ -201,3 +201,20 @@ def test_artefact_pairs_are_what_the_ground_truth_calls_residual():
             clean, bad = check_image(g, prompt), check_image(h, prompt)
             assert bad.correct, (kind, prompt)
             assert bad.measurements["residual"] > clean.measurements["residual"] + 0.5, (kind, prompt)
+
+
+def test_object_cast_is_what_the_ground_truth_calls_ideal_error_not_residual():
+    """The colour-cast pair: the object leaves the palette, the attributes stay right, the fit's free
+    colours absorb most of it (only the anti-aliased edge, shifted by the full cast, leaves residual)
+    and the error to the ideal render rises."""
+    from rats_app.worlds.shapes.checker import check_image
+    from rats_app.worlds.shapes.data import to_uint8
+    from rats_app.worlds.shapes.train_reward import make_triplets
+
+    chosen, good, *_, cast = make_triplets(training_prompts(), 8, np.random.default_rng(5), None, "object_cast")
+    for g, c, prompt in zip(to_uint8(good * 2 - 1), to_uint8(cast * 2 - 1), chosen):
+        clean, bad = check_image(g, prompt), check_image(c, prompt)
+        assert bad.correct, prompt
+        residual_rise = bad.measurements["residual"] - clean.measurements["residual"]
+        ideal_rise = bad.measurements["ideal_error"] - clean.measurements["ideal_error"]
+        assert ideal_rise > 1.0 and ideal_rise > 2 * residual_rise, (prompt, ideal_rise, residual_rise)

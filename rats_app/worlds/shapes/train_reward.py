@@ -42,7 +42,7 @@ from rats_app.rewards.base import ImageNormalization
 from rats_app.rewards.clip_preference import ClipPreferenceReward
 from rats_app.training.loop import Stage, run_stage
 from rats_app.training.schedules import lr_scheduler
-from rats_app.worlds.artefacts import ARTEFACTS, apply_artefact
+from rats_app.worlds.artefacts import ARTEFACTS, COLOUR_CASTS, apply_artefact
 from rats_app.worlds.palette import BACKGROUNDS as BACKGROUND_RGB
 from rats_app.worlds.pretraining import preference_loss
 from rats_app.worlds.shapes.model import build_clip_tokenizer
@@ -83,6 +83,8 @@ class RewardTrainConfig:
     artefact_weight: float = option(0.5, "weight of the clean-vs-artefact pair (the clean render against itself "
                                     "with a dark rim, a bright halo, a tinted edge, over-sharpening or a faint "
                                     "texture: what reward-hacked students paint); 0 = the v2 reward", low=0.0)
+    colour_casts: bool = option(False, "draw the artefact from the hacks and an object colour cast (12-40 "
+                                "levels off the palette; the v3 reward is nearly blind to it)")
     checkpoint_every: int = option(500, "steps between resumable checkpoints", low=1)
 
     def __post_init__(self) -> None:
@@ -127,12 +129,12 @@ def _as_tensor(images: list[np.ndarray]) -> torch.Tensor:
 
 
 def make_triplets(prompts: list[str], n: int, rng: np.random.Generator, soft_blur: tuple[float, float] | None = None,
-                  artefacts: bool | str = False):
+                  artefacts: bool | str | tuple[str, ...] = False):
     """n (prompt, clean right image, degraded right image, clean wrong image) as [0, 1] tensors.
 
     With ``soft_blur=(lo, hi)`` a fifth item follows: each clean right image blurred by a sigma
     drawn from [lo, hi] (same scene and placement, so sharpness is the only difference). With
-    ``artefacts`` (True: one drawn per image; or an artefacts.ARTEFACTS name) another follows: each
+    ``artefacts`` (True: one drawn per image from ARTEFACTS; a tuple: from those; or one kind's name) another follows: each
     clean right image with a hacking artefact. Their draws come from child generators, so the first
     four items do not depend on either, nor the soft item on ``artefacts``."""
     child_seed = rng.integers(2**63)  # drawn either way: same items 1-4
@@ -151,7 +153,8 @@ def make_triplets(prompts: list[str], n: int, rng: np.random.Generator, soft_blu
             soft.append(render_scene(Sample(scene, placement, Degradation(blur_sigma=sigma))))
         if artefacts:
             kind = artefacts if isinstance(artefacts, str) else None
-            hacked.append(apply_artefact(good[-1], BACKGROUND_RGB[scene.background], artefact_rng, kind))
+            kinds = artefacts if isinstance(artefacts, tuple) else ARTEFACTS
+            hacked.append(apply_artefact(good[-1], BACKGROUND_RGB[scene.background], artefact_rng, kind, kinds))
     items = (chosen, _as_tensor(good), _as_tensor(degraded), _as_tensor(wrong))
     items += (_as_tensor(soft),) if soft_blur else ()
     return items + ((_as_tensor(hacked),) if artefacts else ())
@@ -168,7 +171,7 @@ def pairwise_accuracy(reward: ClipPreferenceReward, prompts: list[str], n: int, 
     accuracy = {"right_vs_wrong_prompt": (s_good > reward.score(wrong, chosen)).float().mean().item(),
                 "clean_vs_degraded": (s_good > reward.score(degraded, chosen)).float().mean().item(),
                 "clean_vs_soft": (s_good > reward.score(soft, chosen)).float().mean().item()}
-    for kind in ARTEFACTS:
+    for kind in ARTEFACTS + COLOUR_CASTS:
         chosen, good, *_, hacked = make_triplets(prompts, n, np.random.default_rng(seed), None, kind)
         accuracy[f"clean_vs_{kind}"] = (reward.score(good, chosen) > reward.score(hacked, chosen)).float().mean().item()
     return accuracy
@@ -185,7 +188,7 @@ def train(cfg: RewardTrainConfig, out: Path, work: Path) -> dict:
     scheduler = lr_scheduler(optimizer, "cosine", cfg.steps, warmup_steps=200)
     prompts = training_prompts()
     soft_blur = (cfg.soft_blur_min, cfg.soft_blur_max) if cfg.soft_weight > 0 else None  # no unused renders
-    artefacts = cfg.artefact_weight > 0
+    artefacts = (ARTEFACTS + COLOUR_CASTS if cfg.colour_casts else True) if cfg.artefact_weight > 0 else False
 
     def loss_fn(step: int):
         with torch.no_grad():  # CLIP's convention, applied before each step: the scale stays within [1, 100]
