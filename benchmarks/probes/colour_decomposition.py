@@ -16,11 +16,10 @@ from PIL import Image
 
 from rats_app.evaluate import load_prompts
 from rats_app.worlds import get_world
-from rats_app.worlds.fidelity import Bounds, fit_render
 from rats_app.worlds.palette import BACKGROUNDS, COLORS
 from rats_app.worlds.raster import coverage
 from rats_app.worlds.reading import box_from_mask, segment
-from rats_app.worlds.shapes.checker import POSITION_JITTER, POSITIONS, SIZE_JITTER, SIZES
+from rats_app.worlds.shapes.checker import fit_scene
 from rats_app.worlds.shapes.prompts import parse_prompt
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,12 +35,8 @@ def measure(image: np.ndarray, prompt: str) -> tuple[float, ...] | None:
     box = box_from_mask(segment(image).alpha > 0.5)
     if box is None:
         return None
-    x, y = POSITIONS[scene.position]
-    side = SIZES[scene.size]
-    bounds = Bounds((x - POSITION_JITTER, x + POSITION_JITTER), (y - POSITION_JITTER, y + POSITION_JITTER),
-                    (side - SIZE_JITTER, side + SIZE_JITTER))
+    fit = fit_scene(image, scene, box)
     background, obj = np.asarray(BACKGROUNDS[scene.background], float), np.asarray(COLORS[scene.color], float)
-    fit = fit_render(image, scene.shape, box, bounds, (tuple(background), tuple(obj)))
     alpha = coverage(scene.shape, fit.cx, fit.cy, fit.side, image.shape[0])[..., None]
     own_colours = np.asarray(fit.background) * (1 - alpha) + np.asarray(fit.object) * alpha
     toward = background - obj

@@ -46,10 +46,10 @@ def object_pixel_weights(target: torch.Tensor, object_weight: float, per_object:
     return 1.0 + object_weight * mask
 
 
-def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, object_weight: float,
-                        edge_weight: float, per_object: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
-    """Object-weighted L1 + MSE plus an L1 on spatial gradients (keeps edges sharp)."""
-    weight = object_pixel_weights(target, object_weight, per_object)
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                        edge_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """L1 + MSE weighted per pixel (``weight``: object_pixel_weights of the target, which a caller may
+    reuse for other terms) plus an L1 on spatial gradients (keeps edges sharp)."""
     error = recon - target
     pixel = (weight * error.abs()).mean() + (weight * error.pow(2)).mean()
     gx, gy = spatial_gradients(recon)

@@ -44,7 +44,7 @@ class WanWorldConfig:
     ffn_dim: int = 512
     freq_dim: int = 64
     shift: float = 1.0  # 80 tokens: far below what Wan's flow_shift is set for, as in Shapes World
-    spatial_factor: int = 2  # VAE spatial compression: 2 (dim_mult 1, 2) keeps 8 px shapes; 4 (dim_mult 1, 2, 4) blobs them
+    spatial_factor: int = 2  # VAE compression: 2 (dim_mult 1, 2) keeps 8 px shapes; 4 (1, 2, 4) blobs them
 
     def __post_init__(self):
         if self.spatial_factor not in _VAE_LEVELS:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rats_app.worlds.fidelity import FIDELITY, Bounds, fit_render
+from rats_app.worlds.fidelity import FIDELITY, Bounds, Fit, fit_render
 from rats_app.worlds.palette import BACKGROUNDS, COLORS
 from rats_app.worlds.reading import (
     SOFT_TEMPLATE_BLURS,
@@ -72,14 +72,19 @@ def check_image(image: np.ndarray, prompt: str | Scene | None = None) -> CheckRe
     return result
 
 
-def fidelity(image: np.ndarray, scene: Scene, box: tuple[float, float, float]) -> dict[str, float]:
+def fit_scene(image: np.ndarray, scene: Scene, box: tuple[float, float, float]) -> Fit:
     """The prompt's ideal render fitted to the image (rats_app.worlds.fidelity): centre and side
     within the contract's jitter around the prompt's position and size, colours free, plus a blur."""
     x, y = POSITIONS[scene.position]
     side = SIZES[scene.size]
     bounds = Bounds((x - POSITION_JITTER, x + POSITION_JITTER), (y - POSITION_JITTER, y + POSITION_JITTER),
                     (side - SIZE_JITTER, side + SIZE_JITTER))
-    fit = fit_render(image, scene.shape, box, bounds, (BACKGROUNDS[scene.background], COLORS[scene.color]))
+    return fit_render(image, scene.shape, box, bounds, (BACKGROUNDS[scene.background], COLORS[scene.color]))
+
+
+def fidelity(image: np.ndarray, scene: Scene, box: tuple[float, float, float]) -> dict[str, float]:
+    """The checker's fidelity measurements (FIDELITY) of ``fit_scene``."""
+    fit = fit_scene(image, scene, box)
     return {key: getattr(fit, key) for key in FIDELITY}
 
 

@@ -134,9 +134,10 @@ def make_triplets(prompts: list[str], n: int, rng: np.random.Generator, soft_blu
 
     With ``soft_blur=(lo, hi)`` a fifth item follows: each clean right image blurred by a sigma
     drawn from [lo, hi] (same scene and placement, so sharpness is the only difference). With
-    ``artefacts`` (True: one drawn per image from ARTEFACTS; a tuple: from those; or one kind's name) another follows: each
-    clean right image with a hacking artefact. Their draws come from child generators, so the first
-    four items do not depend on either, nor the soft item on ``artefacts``."""
+    ``artefacts`` (True: one drawn per image from ARTEFACTS; a tuple: from those kinds; or one kind's
+    name) another follows: each clean right image with a hacking artefact. Their draws come from
+    child generators, so the first four items do not depend on either, nor the soft item on
+    ``artefacts``."""
     child_seed = rng.integers(2**63)  # drawn either way: same items 1-4
     soft_rng, artefact_rng = np.random.default_rng(child_seed), np.random.default_rng([child_seed, 1])
     chosen, good, degraded, wrong, soft, hacked = [], [], [], [], [], []
@@ -188,7 +189,8 @@ def train(cfg: RewardTrainConfig, out: Path, work: Path) -> dict:
     scheduler = lr_scheduler(optimizer, "cosine", cfg.steps, warmup_steps=200)
     prompts = training_prompts()
     soft_blur = (cfg.soft_blur_min, cfg.soft_blur_max) if cfg.soft_weight > 0 else None  # no unused renders
-    artefacts = (ARTEFACTS + COLOUR_CASTS if cfg.colour_casts else True) if cfg.artefact_weight > 0 else False
+    kinds = ARTEFACTS + COLOUR_CASTS if cfg.colour_casts else ARTEFACTS  # ARTEFACTS: the v3 reward's draws
+    artefacts = kinds if cfg.artefact_weight > 0 else False
 
     def loss_fn(step: int):
         with torch.no_grad():  # CLIP's convention, applied before each step: the scale stays within [1, 100]

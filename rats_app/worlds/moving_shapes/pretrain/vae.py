@@ -43,11 +43,9 @@ def vae_loss(vae: AutoencoderKLWan, cfg: PretrainConfig, step: int):
     x = _clips(cfg, 1, step)
     posterior = vae.encode(x).latent_dist
     recon = vae.decode(posterior.mode()).sample
-    loss, parts = reconstruction_loss(recon, x, cfg.vae_object_weight, cfg.vae_edge_weight, cfg.vae_object_per_object)
-    weight = None
-    if cfg.vae_temporal_object:
-        weight = object_pixel_weights(x, cfg.vae_object_weight, cfg.vae_object_per_object)
-    temporal = temporal_loss(recon, x, weight)
+    weight = object_pixel_weights(x, cfg.vae_object_weight, cfg.vae_object_per_object)
+    loss, parts = reconstruction_loss(recon, x, weight, cfg.vae_edge_weight)
+    temporal = temporal_loss(recon, x, weight if cfg.vae_temporal_object else None)
     kl = posterior.kl().mean() / x[0].numel()
     return loss + cfg.vae_temporal_weight * temporal + cfg.vae_kl_weight * kl, {**parts, "temporal": temporal.item()}
 
@@ -104,7 +102,8 @@ def finetune_decoder(work: Path, cfg: PretrainConfig) -> AutoencoderKLWan:
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mode()
         recon = vae.decode(z).sample
-        loss, parts = reconstruction_loss(recon, x, cfg.decoder_object_weight, cfg.decoder_edge_weight)
+        loss, parts = reconstruction_loss(recon, x, object_pixel_weights(x, cfg.decoder_object_weight),
+                                          cfg.decoder_edge_weight)
         temporal = temporal_loss(recon, x)
         return loss + cfg.vae_temporal_weight * temporal, {**parts, "temporal": temporal.item()}
 

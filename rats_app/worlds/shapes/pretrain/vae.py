@@ -19,7 +19,7 @@ from rats_app.io import load_tensors
 from rats_app.training.loop import Stage, run_stage
 from rats_app.training.schedules import lr_scheduler
 from rats_app.worlds.palette import BACKGROUNDS, COLORS
-from rats_app.worlds.pretraining import reconstruction_loss, spatial_gradients
+from rats_app.worlds.pretraining import object_pixel_weights, reconstruction_loss, spatial_gradients
 from rats_app.worlds.shapes.data import sample_batch, to_tensor
 from rats_app.worlds.shapes.model import WorldModelConfig, build_world_pipeline
 from rats_app.worlds.shapes.pretrain import PretrainConfig, device
@@ -45,8 +45,8 @@ def train_vae(work: Path, cfg: PretrainConfig) -> AutoencoderKL:
     def loss_fn(step: int):
         x = _batch(cfg, 1, step)[1].to(device())
         posterior = vae.encode(x).latent_dist
-        loss, parts = reconstruction_loss(vae.decode(posterior.mode()).sample, x, cfg.vae_object_weight,
-                                          cfg.vae_edge_weight)
+        loss, parts = reconstruction_loss(vae.decode(posterior.mode()).sample, x,
+                                          object_pixel_weights(x, cfg.vae_object_weight), cfg.vae_edge_weight)
         return loss + cfg.vae_kl_weight * posterior.kl().mean() / x[0].numel(), parts
 
     run_stage(work, Stage("vae", cfg.vae_steps), {"vae": vae}, optimizer, scheduler, loss_fn)
@@ -111,7 +111,8 @@ def finetune_decoder(work: Path, cfg: PretrainConfig) -> AutoencoderKL:
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mode()
         recon = vae.decode(z).sample
-        loss, parts = reconstruction_loss(recon, x, cfg.decoder_object_weight, cfg.decoder_edge_weight)
+        loss, parts = reconstruction_loss(recon, x, object_pixel_weights(x, cfg.decoder_object_weight),
+                                          cfg.decoder_edge_weight)
         coverage = torch.zeros(())
         if cfg.decoder_coverage_weight > 0:
             # Noise is not in the latent to reproduce; divided by a faded image's small contrast it
