@@ -64,6 +64,10 @@ class TrainConfig:
                              "the teacher's output)",
                              choices=("x0_hat", "final", "last"))
     match_distance: str = _f("l2", "distance d between teacher and student", choices=("l2", "cosine"))
+    match_object_weight: float = _f(0.0, "extra weight of the latent positions where the teacher's output differs "
+                                    "from its median latent (the object on a plain background) in d: 0 = every "
+                                    "position alike; 4 = the object's positions count 5x (a small object's colour "
+                                    "is a few percent of a canvas-wide mean)", low=0.0)
     alpha: float = _f(0.2, "alpha: weight of the gated horizon-matching term", low=0.0, advanced=False)
     reward_weight: float = _f(0.01, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
     tau: float = _f(1.0, "tau: gate temperature, g = sigmoid((R_T - R_S) / tau)", low=0.0, low_open=True)

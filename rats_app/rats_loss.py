@@ -1,6 +1,7 @@
 """The RATS objective as pure tensor functions (no models, no state).
 
     L = -lambda * mean(R_S) + alpha * mean_b( g_b * sum_h w_h * d(teacher_h, student_h) )
+    d: mean over latent positions, optionally weighted (the object's positions above the background)
     g = stop_grad(sigmoid((R_T - R_S) / tau))            ("soft" gate; "hard" and "always" too)
 
 The paper publishes the mechanism (horizon matching, stop-gradient sigmoid gate on the
@@ -15,14 +16,44 @@ import torch
 import torch.nn.functional as F
 
 
-def horizon_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "l2") -> torch.Tensor:
+def object_weights(x0: torch.Tensor, object_weight: float, channel_dim: int = 1) -> torch.Tensor:
+    """1 + object_weight where a latent position differs from the sample's median latent.
+
+    ``x0``: latents with channels on ``channel_dim`` and positions on the other non-batch axes;
+    returns one weight per (sample, position), channels averaged out. On a flat background with
+    one object (the worlds) the median is the background, so the object's positions get the weight."""
+    channels_last = _positions(x0, channel_dim)  # B x positions x C
+    deviation = (channels_last - channels_last.median(dim=1, keepdim=True).values).abs().mean(dim=-1)
+    return 1.0 + object_weight * (deviation > 0.2).float()
+
+
+def _positions(latents: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """B x ... -> B x positions x channels."""
+    return latents.movedim(channel_dim, -1).flatten(1, -2)
+
+
+def horizon_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "l2",
+                     position_weights: torch.Tensor | None = None, channel_dim: int = 1) -> torch.Tensor:
     """Per-sample distance between two batches of latents (B, ...) -> (B,).
 
     l2: mean squared difference; cosine: 1 - cosine similarity of the flattened latents.
+    ``position_weights`` (B x positions, channels on ``channel_dim``): l2 becomes the weighted mean
+    over positions of the channel-mean squared difference, cosine compares the latents with each
+    position scaled by the square root of its weight.
     """
     if teacher.shape != student.shape:
         raise ValueError(f"teacher {tuple(teacher.shape)} and student {tuple(student.shape)} shapes differ")
-    t, s = teacher.flatten(1).float(), student.flatten(1).float()
+    if position_weights is not None:
+        t, s = _positions(teacher.float(), channel_dim), _positions(student.float(), channel_dim)
+        if position_weights.shape != t.shape[:2]:
+            raise ValueError(f"position weights {tuple(position_weights.shape)} do not match the latents' "
+                             f"(batch, positions) {tuple(t.shape[:2])}")
+        w = position_weights.detach().float()
+        if kind == "l2":
+            return ((t - s).pow(2).mean(dim=-1) * w).sum(dim=1) / w.sum(dim=1)
+        t, s = (t * w.sqrt().unsqueeze(-1)).flatten(1), (s * w.sqrt().unsqueeze(-1)).flatten(1)
+    else:
+        t, s = teacher.flatten(1).float(), student.flatten(1).float()
     if kind == "l2":
         return (t - s).pow(2).mean(dim=1)
     if kind == "cosine":
@@ -61,8 +92,11 @@ class RatsLoss:
 def rats_loss(student_reward: torch.Tensor, teacher_reward: torch.Tensor,
               teacher_horizons: list[torch.Tensor], student_horizons: list[torch.Tensor],
               weights: list[float] | None = None, alpha: float = 1.0, reward_weight: float = 1.0,
-              tau: float = 1.0, gate: str = "soft", distance: str = "l2") -> RatsLoss:
-    """Combine the pieces. Horizons are lists (one tensor B x ... per horizon) in the same order."""
+              tau: float = 1.0, gate: str = "soft", distance: str = "l2",
+              position_weights: torch.Tensor | None = None, channel_dim: int = 1) -> RatsLoss:
+    """Combine the pieces. Horizons are lists (one tensor B x ... per horizon) in the same order;
+    ``position_weights`` (B x positions, e.g. ``object_weights`` of the teacher's output) weigh every
+    horizon's distance (``horizon_distance``)."""
     if len(teacher_horizons) != len(student_horizons):
         raise ValueError(f"{len(teacher_horizons)} teacher horizons but {len(student_horizons)} student horizons")
     weights = [1.0] * len(student_horizons) if weights is None else list(weights)
@@ -71,7 +105,7 @@ def rats_loss(student_reward: torch.Tensor, teacher_reward: torch.Tensor,
     batch = student_reward.shape[0]
     per_sample = student_reward.new_zeros(batch, dtype=torch.float32)
     for w, t, s in zip(weights, teacher_horizons, student_horizons):
-        per_sample = per_sample + w * horizon_distance(t.detach(), s, distance)
+        per_sample = per_sample + w * horizon_distance(t.detach(), s, distance, position_weights, channel_dim)
     g = reward_gate(teacher_reward, student_reward, tau, gate)
     gated = (g * per_sample).mean()
     reward_term = student_reward.float().mean()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rats_app.rats_loss import horizon_distance, rats_loss, reward_gate
+from rats_app.rats_loss import horizon_distance, object_weights, rats_loss, reward_gate
 
 
 def test_l2_and_cosine_distances_exact():
@@ -62,3 +62,36 @@ def test_presets_reduce_to_their_parts():
     assert distill.loss.item() == pytest.approx(1.0)           # pure matching, ungated
     reward_only = rats_loss(r_s, torch.tensor([2.0]), t, s, alpha=0.0, reward_weight=1.0)
     assert reward_only.loss.item() == pytest.approx(-0.5)      # pure -R_S
+
+
+def test_object_weighted_distance_exact():
+    # Two positions of two channels (channels on dim 1): the first position counts 3x.
+    t = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])   # B x C x positions
+    s = torch.tensor([[[0.0, 0.0], [0.0, 2.0]]])
+    w = torch.tensor([[3.0, 1.0]])
+    # per position, channel-mean squared difference: (1 + 1) / 2 = 1 and (0 + 4) / 2 = 2
+    assert horizon_distance(t, s, "l2", w, channel_dim=1).tolist() == pytest.approx([(3 * 1 + 1 * 2) / 4])
+    assert horizon_distance(t, s, "l2", torch.ones(1, 2)).tolist() == horizon_distance(t, s, "l2").tolist()
+    # cosine on sqrt(w)-scaled positions: t -> (sqrt3, sqrt3, 0, 0) over (c0p0, c1p0, c0p1, c1p1), s -> (0, 0, 0, 2)
+    assert horizon_distance(t, s, "cosine", w).tolist() == pytest.approx([1.0], abs=1e-7)
+    with pytest.raises(ValueError, match="position weights"):
+        horizon_distance(t, s, "l2", torch.ones(1, 3))
+
+
+def test_object_weights_mark_what_differs_from_the_median():
+    x0 = torch.zeros(1, 2, 3, 3)          # B x C x H x W, background 0
+    x0[0, :, 1, 1] = 1.0                  # one object position
+    w = object_weights(x0, 4.0)
+    assert w.shape == (1, 9) and w[0, 4] == 5.0 and (w.sum() - 5.0) == 8.0
+    packed = x0.flatten(2).transpose(1, 2)  # B x positions x C (FLUX's layout)
+    assert torch.equal(object_weights(packed, 4.0, channel_dim=-1), w)
+    # in the loss: an error on the object costs 5x an error on the background
+    student = x0.clone()
+    student[0, :, 1, 1] = 0.0
+    on_object = rats_loss(torch.zeros(1), torch.zeros(1), [x0], [student], alpha=1.0, reward_weight=0.0,
+                          gate="always", position_weights=w)
+    background = x0.clone()
+    background[0, :, 0, 0] = 1.0
+    off_object = rats_loss(torch.zeros(1), torch.zeros(1), [x0], [background], alpha=1.0, reward_weight=0.0,
+                           gate="always", position_weights=w)
+    assert on_object.loss.item() == pytest.approx(5 * off_object.loss.item())

@@ -302,3 +302,20 @@ def test_teacher_target_last_is_the_end_point_at_the_last_horizon_and_x0_hat_bef
     assert not torch.equal(plain.teacher_horizons[2], plain.teacher.latents)
     with pytest.raises(ConfigError, match="teacher_target: 'last' needs match_on: 'x0'"):
         TrainConfig.from_dict({"teacher_target": "last", "match_on": "state"})
+
+
+def test_match_object_weight_weighs_the_teacher_outputs_object(tmp_path, prepare_tiny):
+    from rats_app.rats_loss import object_weights
+
+    trainer = prepare_tiny(tmp_path / "w", match_object_weight=4.0).trainer
+    out = trainer.rollout(*trainer.batch(0), student_steps=2)
+    expected = object_weights(out.teacher.latents.float(), 4.0, trainer.family.latent_channel_dim)
+    assert torch.equal(out.match_weights, expected)
+    assert out.match_weights.shape == out.teacher.latents.shape[:2]  # FLUX: B x tokens
+    plain = prepare_tiny(tmp_path / "p").trainer
+    assert plain.rollout(*plain.batch(0), student_steps=2).match_weights is None
+    trainer.start_schedule()
+    plain.start_schedule()
+    weighted, unweighted = trainer.train_step(), plain.train_step()
+    assert weighted.reward_student == unweighted.reward_student  # same rollout, another distance
+    assert weighted.matching != unweighted.matching and np.isfinite(weighted.matching)

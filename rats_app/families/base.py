@@ -73,6 +73,7 @@ class ModelFamily(ABC):
     name: ClassVar[str]
     pipeline_class_name: ClassVar[str]   # as in model_index.json
     media: ClassVar[str] = "image"       # "image" or "video"
+    latent_channel_dim: ClassVar[int] = 1  # the channel axis of the family's latents (FLUX packs them: -1)
     default_guidance: ClassVar[float]    # the pipeline's __call__ default guidance_scale
     default_max_sequence_length: ClassVar[int]
     default_max_shift: ClassVar[float] = 1.15  # the max_shift the pipeline falls back to for a dynamic shift

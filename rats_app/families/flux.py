@@ -17,6 +17,7 @@ class FluxFamily(ModelFamily):
     pipeline_class_name = "FluxPipeline"
     default_guidance = 3.5
     default_max_sequence_length = 512
+    latent_channel_dim = -1  # packed latents: B x tokens x (channels x 2 x 2)
     call_keys = ModelFamily.call_keys | {"true_cfg_scale"}
 
     def negative_prompt_for(self, guidance_scale, true_cfg_scale, negative_prompt):

@@ -37,7 +37,7 @@ from rats_app.errors import ConfigError
 from rats_app.families import Conditioning, Size, family_of, student_call
 from rats_app.io import to_uint8_frames
 from rats_app.lora import EmaLora, add_lora, lora_parameters, lora_state_dict
-from rats_app.rats_loss import rats_loss
+from rats_app.rats_loss import object_weights, rats_loss
 from rats_app.sampler import Rollout, denoise
 from rats_app.training.callbacks import CallbackList, Checkpoint, RunInfo, Samples, StepMetrics, TrainerCallback
 from rats_app.training.schedules import lr_scheduler
@@ -67,6 +67,7 @@ class RolloutResult:
     reward_teacher: torch.Tensor      # (B,), detached (the student's own when there is no teacher)
     student_horizons: list[torch.Tensor]
     teacher_horizons: list[torch.Tensor]
+    match_weights: torch.Tensor | None = None  # B x latent positions (match_object_weight), else None
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -240,8 +241,11 @@ class RatsTrainer:
         # only where the student's x0_hat is its output (its last step), the guesses before it.
         final_at = {"x0_hat": (), "final": horizons, "last": [k - 1]}[cfg.teacher_target]
         t_h = [teacher.latents if h in final_at else pick(teacher, h * m) for h in horizons]
+        # where the teacher's output puts the object: its positions weigh more in every horizon's distance
+        weights = (object_weights(teacher.latents.float(), cfg.match_object_weight, self.family.latent_channel_dim)
+                   if cfg.match_object_weight > 0 else None)
         return RolloutResult(prompts, student, teacher, images, r_student, r_teacher,
-                             [pick(student, h) for h in horizons], t_h)
+                             [pick(student, h) for h in horizons], t_h, weights)
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
@@ -256,7 +260,8 @@ class RatsTrainer:
             weights = cfg.weights if out.student_horizons and len(cfg.weights) == len(out.student_horizons) else None
             loss = rats_loss(out.reward_student, out.reward_teacher, out.teacher_horizons, out.student_horizons,
                              weights, alpha=cfg.alpha, reward_weight=cfg.reward_weight, tau=cfg.tau, gate=cfg.gate,
-                             distance=cfg.match_distance)
+                             distance=cfg.match_distance, position_weights=out.match_weights,
+                             channel_dim=self.family.latent_channel_dim)
         (loss.loss / cfg.gradient_accumulation_steps).backward()
         return out, loss
 

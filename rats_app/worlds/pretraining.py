@@ -66,16 +66,6 @@ def flow_times(batch: int, generator: torch.Generator) -> torch.Tensor:
     return torch.where(pick_logit_normal, torch.sigmoid(torch.randn(batch, generator=generator)), uniform)
 
 
-def object_weights(x0: torch.Tensor, object_weight: float, channel_dim: int = 1) -> torch.Tensor:
-    """1 + object_weight where a latent position differs from the sample's median latent.
-
-    ``x0``: latents with channels on ``channel_dim`` and positions on the other non-batch axes;
-    returns one weight per (sample, position), channels averaged out."""
-    channels_last = x0.movedim(channel_dim, -1).flatten(1, -2)  # B x positions x C
-    deviation = (channels_last - channels_last.median(dim=1, keepdim=True).values).abs().mean(dim=-1)
-    return 1.0 + object_weight * (deviation > 0.2).float()
-
-
 def drop_prompts(prompts: list[str], probability: float, generator: torch.Generator) -> list[str]:
     """Replace a share of the prompts by "" so the model learns the unconditional velocity CFG needs."""
     if probability <= 0:

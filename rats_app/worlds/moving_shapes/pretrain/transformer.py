@@ -18,13 +18,14 @@ import torch
 from diffusers import AutoencoderKLWan, WanPipeline
 
 from rats_app.io import load_torch_state, write_json
+from rats_app.rats_loss import object_weights
 from rats_app.training.loop import load_averaged
 from rats_app.worlds.moving_shapes.data import to_tensor
 from rats_app.worlds.moving_shapes.model import MAX_SEQUENCE_LENGTH, WanWorldConfig, build_world_pipeline
 from rats_app.worlds.moving_shapes.pretrain import PretrainConfig, device
 from rats_app.worlds.moving_shapes.prompts import held_out_prompts, training_prompts, vocabulary
 from rats_app.worlds.moving_shapes.render import CANVAS, FPS, FRAMES, render_clip, sample_clip
-from rats_app.worlds.pretraining import encode_pool, flow_times, object_weights, train_flow_transformer
+from rats_app.worlds.pretraining import encode_pool, flow_times, train_flow_transformer
 
 WORLD_ID = "moving-shapes/v1"
 

@@ -16,8 +16,9 @@ import torch
 from diffusers import AutoencoderKL, FluxPipeline
 
 from rats_app.io import load_torch_state, write_json
+from rats_app.rats_loss import object_weights
 from rats_app.training.loop import load_averaged
-from rats_app.worlds.pretraining import encode_pool, flow_times, object_weights, train_flow_transformer
+from rats_app.worlds.pretraining import encode_pool, flow_times, train_flow_transformer
 from rats_app.worlds.shapes.data import to_tensor
 from rats_app.worlds.shapes.model import CALL_DEFAULTS, WorldModelConfig, build_world_pipeline
 from rats_app.worlds.shapes.pretrain import PretrainConfig, device
