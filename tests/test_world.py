@@ -174,7 +174,7 @@ def test_reward_config_names_bad_soft_blur_values():
 def test_object_token_weights_mark_the_object():
     import torch
 
-    from rats_app.worlds.pretraining import object_weights
+    from rats_app.rats_loss import object_weights
 
     x0 = torch.zeros(2, 64, 8)
     x0[0, 10] = 1.0          # one object token in image 0
@@ -218,3 +218,34 @@ def test_object_cast_is_what_the_ground_truth_calls_ideal_error_not_residual():
         residual_rise = bad.measurements["residual"] - clean.measurements["residual"]
         ideal_rise = bad.measurements["ideal_error"] - clean.measurements["ideal_error"]
         assert ideal_rise > 1.0 and ideal_rise > 2 * residual_rise, (prompt, ideal_rise, residual_rise)
+
+
+def test_cast_pair_casts_each_clean_render_and_init_starts_from_a_saved_reward(tmp_path):
+    """The clean-vs-cast pair of its own: the same render with only the object's colour moved; and a
+    reward trained from ``init`` starts from those weights exactly (a fine-tune of the shipped one)."""
+    from rats_app.worlds.artefacts import object_mask
+    from rats_app.worlds.palette import BACKGROUNDS
+    from rats_app.worlds.shapes.train_reward import (
+        RewardTrainConfig,
+        build_reward_model,
+        make_triplets,
+        with_object_casts,
+    )
+
+    chosen, good, *_ = make_triplets(training_prompts(), 6, np.random.default_rng(7))
+    cast = with_object_casts(good, chosen, np.random.default_rng(8))
+    for g, c, prompt in zip(good, cast, chosen):
+        image = (g.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        mask = object_mask(image, BACKGROUNDS[parse_prompt(prompt).background])
+        changed = (g - c).abs().amax(0).numpy() > 0
+        assert changed.any() and not (changed & ~mask).any(), prompt  # the object only, never the background
+    from rats_app.errors import ConfigError
+    from rats_app.worlds.shapes.model import build_clip_tokenizer
+
+    model = build_reward_model(RewardTrainConfig(hidden=8, layers=1, patch=16), build_clip_tokenizer())
+    model.save_pretrained(tmp_path / "saved")
+    again = build_reward_model(RewardTrainConfig(hidden=8, layers=1, patch=16, seed=1, init=str(tmp_path / "saved")),
+                               build_clip_tokenizer())
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(ConfigError, match="init: .* has no model.safetensors"):
+        build_reward_model(RewardTrainConfig(init=str(tmp_path)), build_clip_tokenizer())

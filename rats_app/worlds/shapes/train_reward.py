@@ -85,6 +85,11 @@ class RewardTrainConfig:
                                     "texture: what reward-hacked students paint); 0 = the v2 reward", low=0.0)
     colour_casts: bool = option(False, "draw the artefact from the hacks and an object colour cast (12-40 "
                                 "levels off the palette; the v3 reward is nearly blind to it)")
+    cast_weight: float = option(0.0, "weight of a clean-vs-cast pair of its own: each clean right image against "
+                                "itself with the object 12-40 levels off the palette (what 2-step students drift "
+                                "to, and what one artefact in seven teaches only to 75 %); 0 = none", low=0.0)
+    init: str = option("", "start from this reward directory's weights (e.g. assets/shapes-reward, to fine-tune "
+                       "the shipped reward against a new pair); empty = random")
     checkpoint_every: int = option(500, "steps between resumable checkpoints", low=1)
 
     def __post_init__(self) -> None:
@@ -95,8 +100,9 @@ class RewardTrainConfig:
 
 
 def build_reward_model(cfg: RewardTrainConfig, tokenizer) -> CLIPModel:
-    """A tiny CLIP. The text tower pools at the EOS token, so its id must be the tokenizer's
-    (CLIP's default 49407 is not in our vocabulary and would pool the BOS token instead)."""
+    """A tiny CLIP (with ``cfg.init``: that saved reward's weights). The text tower pools at the EOS
+    token, so its id must be the tokenizer's (CLIP's default 49407 is not in our vocabulary and would
+    pool the BOS token instead)."""
     torch.manual_seed(cfg.seed)
     config = CLIPConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=2 * cfg.hidden,
@@ -108,7 +114,15 @@ def build_reward_model(cfg: RewardTrainConfig, tokenizer) -> CLIPModel:
                            intermediate_size=2 * cfg.hidden, num_hidden_layers=cfg.layers, num_attention_heads=4),
         projection_dim=cfg.hidden,
     )
-    return CLIPModel(config)
+    model = CLIPModel(config)
+    if cfg.init:
+        from safetensors.torch import load_file
+
+        weights = Path(cfg.init) / "model.safetensors"
+        if not weights.is_file():
+            raise ConfigError(f"init: {cfg.init!r} has no model.safetensors (a directory train_reward wrote)")
+        model.load_state_dict(load_file(weights))  # strict: a different architecture is named here
+    return model
 
 
 def _neighbour(scene: Scene, rng: np.random.Generator) -> Scene:
@@ -126,6 +140,13 @@ def _neighbour(scene: Scene, rng: np.random.Generator) -> Scene:
 
 def _as_tensor(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def with_object_casts(good: torch.Tensor, chosen: list[str], rng: np.random.Generator) -> torch.Tensor:
+    """The clean renders ([0, 1], exact multiples of 1/255) with their objects cast off the palette."""
+    images = (good.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    return _as_tensor([apply_artefact(image, BACKGROUND_RGB[parse_prompt(p).background], rng, "object_cast")
+                       for image, p in zip(images, chosen)])
 
 
 def make_triplets(prompts: list[str], n: int, rng: np.random.Generator, soft_blur: tuple[float, float] | None = None,
@@ -215,6 +236,10 @@ def train(cfg: RewardTrainConfig, out: Path, work: Path) -> dict:
         if hacked:
             s_hacked = scale * (reward.embed_images(hacked[0]) * text).sum(-1)
             loss = loss + cfg.artefact_weight * preference_loss(s_good, s_hacked)
+        if cfg.cast_weight > 0:  # its own draws: the pairs above are the same with or without it
+            cast = with_object_casts(good, chosen, np.random.default_rng([cfg.seed, step, 2]))
+            s_cast = scale * (reward.embed_images(cast) * text).sum(-1)
+            loss = loss + cfg.cast_weight * preference_loss(s_good, s_cast)
         return loss, {"scale": scale.item()}
 
     stage = Stage("reward", cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=100, max_grad_norm=math.inf)
