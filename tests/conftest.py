@@ -117,7 +117,7 @@ def tiny_wan_dir(tmp_path_factory):
     from rats_app.worlds.moving_shapes.prompts import vocabulary
 
     torch.manual_seed(0)
-    config = WanWorldConfig(z_dim=8, vae_base_dim=8, text_dim=32, text_layers=1, layers=2, heads=2, head_dim=24,
+    config = WanWorldConfig(z_dim=8, vae_base_dim=8, text_dim=32, text_layers=1, layers=2, heads=2, head_dim=64,
                             ffn_dim=64, freq_dim=32)
     pipe = build_world_pipeline(config, seed=0)
     path = tmp_path_factory.mktemp("tiny-wan") / "model"

@@ -198,7 +198,7 @@ def test_video_reward_saves_loads_and_trains_a_step(tmp_path, tiny_video_reward)
 def test_either_vae_factor_gives_80_tokens_and_32_px_clips(factor):
     from rats_app.worlds.moving_shapes.model import WanWorldConfig, build_world_pipeline
 
-    config = WanWorldConfig(z_dim=4, vae_base_dim=4, text_dim=32, text_layers=1, layers=1, heads=2, head_dim=8,
+    config = WanWorldConfig(z_dim=4, vae_base_dim=4, text_dim=32, text_layers=1, layers=1, heads=2, head_dim=32,
                             ffn_dim=16, freq_dim=16, spatial_factor=factor)
     pipe = build_world_pipeline(config)
     tokens = []
@@ -216,3 +216,14 @@ def test_an_unsupported_vae_factor_is_named():
 
     with pytest.raises(ValueError, match="spatial_factor: 8"):
         WanWorldConfig(spatial_factor=8)
+
+
+def test_a_transformer_narrower_than_a_token_is_refused():
+    """A token carries patch^2 x z_dim latent values; heads x head_dim below that squeezes every token
+    through a bottleneck (the 128-wide teacher on the factor-2 VAE's 256-value tokens made blobs)."""
+    from rats_app.worlds.moving_shapes.model import WanWorldConfig
+
+    assert WanWorldConfig().token_values == 256 <= WanWorldConfig().heads * WanWorldConfig().head_dim
+    with pytest.raises(ValueError, match="heads x head_dim = 128 is below the 256 latent values a token carries"):
+        WanWorldConfig(head_dim=32)
+    assert WanWorldConfig(head_dim=32, spatial_factor=4).token_values == 64  # factor 4: 2 x 2 x 16

@@ -38,9 +38,9 @@ class WanWorldConfig:
     vae_base_dim: int = 16
     text_dim: int = 64
     text_layers: int = 2
-    layers: int = 8
+    layers: int = 6
     heads: int = 4
-    head_dim: int = 32
+    head_dim: int = 64        # inner 256 = what one token carries (4 x 4 latent cells x z 16); 128 squeezed it
     ffn_dim: int = 512
     freq_dim: int = 64
     shift: float = 1.0  # 80 tokens: far below what Wan's flow_shift is set for, as in Shapes World
@@ -49,11 +49,21 @@ class WanWorldConfig:
     def __post_init__(self):
         if self.spatial_factor not in _VAE_LEVELS:
             raise ValueError(f"spatial_factor: {self.spatial_factor!r} must be one of {sorted(_VAE_LEVELS)}")
+        # The patch embedding maps a token's patch x patch x z_dim latent values to heads x head_dim and the
+        # output layer maps them back: a narrower transformer cannot even pass its input through, so it can
+        # neither see nor denoise the whole latent (a teacher so built made blobs: 3 % right at step 3500).
+        if self.token_values > self.heads * self.head_dim:
+            raise ValueError(f"heads x head_dim = {self.heads * self.head_dim} is below the {self.token_values} "
+                             f"latent values a token carries (patch {self.patch}^2 x z_dim {self.z_dim})")
 
     @property
     def patch(self) -> int:
         """The transformer's spatial patch: a token covers TOKEN_PX x TOKEN_PX pixels."""
         return TOKEN_PX // self.spatial_factor
+
+    @property
+    def token_values(self) -> int:
+        return self.patch * self.patch * self.z_dim
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -40,11 +40,11 @@ class PretrainConfig:
     decoder_edge_weight: float = option(2.0, "decoder phase: spatial-gradient weight", low=0.0)
     decoder_object_weight: float = option(10.0, "decoder phase: object weight", low=0.0)
     latents_per_prompt: int = option(32, "renders encoded per training prompt for the transformer", low=1)
-    steps: int = option(7500, "transformer steps", low=1)
+    steps: int = option(6000, "transformer steps", low=1)
     batch: int = option(32, "clips per transformer step", low=1)
     lr: float = option(1e-3, "transformer (and text encoder) learning rate", low=0.0, low_open=True)
     warmup: int = option(300, "linear warm-up steps", low=0)
-    lr_decay_from: int = option(5500, "> 0: cosine decay from this step to 10 % at `steps` (0 = constant)", low=0)
+    lr_decay_from: int = option(4500, "> 0: cosine decay from this step to 10 % at `steps` (0 = constant)", low=0)
     ema_decay: float = option(0.999, "EMA decay of the exported weights", low=0.0, high=1.0)
     object_weight: float = option(4.0, "extra flow-matching weight on latent positions of the object", low=0.0)
     uncond_prob: float = option(0.1, "share of prompts replaced by '' (teaches the unconditional velocity CFG needs)",
