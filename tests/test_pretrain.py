@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 
 def test_decoder_phase_from_a_named_phase_skips_the_vae_stage(tmp_path, tiny_world_model_dir):
     from rats_app.worlds.shapes.pretrain.cli import main
@@ -174,3 +176,31 @@ def test_object_weighted_temporal_loss_counts_a_difference_with_the_larger_frame
     weight[0, 0, 0, 0, 0] = 11.0         # pixel 0 is on the object in frame 0 only
     assert temporal_loss(recon, target).item() == 0.5  # (1 + 1) / 4 differences
     assert temporal_loss(recon, target, weight).item() == (11.0 + 1.0) / 4  # 0->1 takes frame 0's 11
+
+
+def test_moving_shapes_transformer_warm_start_from_a_half_precision_hand_over(tmp_path):
+    """transformer_init: a later session continues from the committed weights (float16 on disk,
+    float32 in training); a missing folder or another architecture is one clear error."""
+    import torch
+
+    from rats_app.errors import ConfigError
+    from rats_app.worlds.moving_shapes.model import WanWorldConfig, build_world_pipeline
+    from rats_app.worlds.moving_shapes.pretrain.transformer import warm_start
+
+    trained = build_world_pipeline(WanWorldConfig(), seed=1)
+    trained.transformer.to(torch.float16).save_pretrained(tmp_path / "handover" / "transformer")
+    trained.text_encoder.save_pretrained(tmp_path / "handover" / "text_encoder")
+    fresh = build_world_pipeline(WanWorldConfig(), seed=0)
+    warm_start(fresh, tmp_path / "handover")
+    for name, tensor in trained.transformer.state_dict().items():
+        assert fresh.transformer.state_dict()[name].dtype == torch.float32
+        assert torch.equal(fresh.transformer.state_dict()[name], tensor.float()), name
+    assert all(torch.equal(a, b) for a, b in zip(fresh.text_encoder.state_dict().values(),
+                                                 trained.text_encoder.state_dict().values()))
+    with pytest.raises(ConfigError, match="has no transformer/"):
+        warm_start(fresh, tmp_path)
+    other = build_world_pipeline(WanWorldConfig(layers=1), seed=0)
+    other.transformer.save_pretrained(tmp_path / "other" / "transformer")
+    other.text_encoder.save_pretrained(tmp_path / "other" / "text_encoder")
+    with pytest.raises(ConfigError, match="is not this world's model"):
+        warm_start(fresh, tmp_path / "other")

@@ -40,6 +40,9 @@ class PretrainConfig:
     decoder_edge_weight: float = option(2.0, "decoder phase: spatial-gradient weight", low=0.0)
     decoder_object_weight: float = option(10.0, "decoder phase: object weight", low=0.0)
     latents_per_prompt: int = option(32, "renders encoded per training prompt for the transformer", low=1)
+    transformer_init: str = option("", "start the transformer and text encoder from this directory's transformer/ "
+                                   "and text_encoder/ (an export, or a checkpoints/ hand-over between sessions) "
+                                   "instead of random weights; the optimizer and schedule start fresh")
     steps: int = option(6000, "transformer steps", low=1)
     batch: int = option(32, "clips per transformer step", low=1)
     lr: float = option(1e-3, "transformer (and text encoder) learning rate", low=0.0, low_open=True)

@@ -66,11 +66,33 @@ def _trainable(pipe: WanPipeline) -> dict[str, torch.nn.Module]:
 
 def train_transformer(work: Path, vae: AutoencoderKLWan, data: dict[str, torch.Tensor],
                       cfg: PretrainConfig) -> WanPipeline:
-    pipe = build_world_pipeline(WanWorldConfig(), seed=cfg.seed).to(device())
+    pipe = build_world_pipeline(WanWorldConfig(), seed=cfg.seed)
+    if cfg.transformer_init and not (work / "transformer_ckpt.pt").exists():  # a resume keeps its own weights
+        warm_start(pipe, Path(cfg.transformer_init))
+    pipe.to(device())
     train_flow_transformer(work, _trainable(pipe), cfg, data, training_prompts(),
                            lambda x0, prompts, generator: flow_matching_loss(pipe, x0, prompts, generator,
                                                                              cfg.object_weight), device())
     return pipe
+
+
+def warm_start(pipe: WanPipeline, source: Path) -> None:
+    """Load an earlier run's transformer and text encoder (float32, whatever they were saved in)."""
+    from diffusers import WanTransformer3DModel
+    from transformers import UMT5EncoderModel
+
+    from rats_app.errors import ConfigError
+
+    for name in ("transformer", "text_encoder"):
+        if not (source / name / "config.json").exists():
+            raise ConfigError(f"transformer_init: {source} has no {name}/ (an exported pipeline or a hand-over)")
+    try:
+        pipe.transformer.load_state_dict(
+            WanTransformer3DModel.from_pretrained(source / "transformer", torch_dtype=torch.float32).state_dict())
+        pipe.text_encoder.load_state_dict(
+            UMT5EncoderModel.from_pretrained(source / "text_encoder", torch_dtype=torch.float32).state_dict())
+    except RuntimeError as exc:  # strict loading: another width, depth or patch than WanWorldConfig's
+        raise ConfigError(f"transformer_init: {source} is not this world's model: {str(exc).splitlines()[0]}") from None
 
 
 def exported_pipeline(work: Path, cfg: PretrainConfig) -> tuple[WanPipeline, int]:
