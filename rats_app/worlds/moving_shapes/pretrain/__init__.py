@@ -43,11 +43,11 @@ class PretrainConfig:
     transformer_init: str = option("", "start the transformer and text encoder from this directory's transformer/ "
                                    "and text_encoder/ (an export, or a checkpoints/ hand-over between sessions) "
                                    "instead of random weights; the optimizer and schedule start fresh")
-    steps: int = option(6000, "transformer steps", low=1)
+    steps: int = option(12000, "transformer steps", low=1)
     batch: int = option(32, "clips per transformer step", low=1)
     lr: float = option(1e-3, "transformer (and text encoder) learning rate", low=0.0, low_open=True)
     warmup: int = option(300, "linear warm-up steps", low=0)
-    lr_decay_from: int = option(4500, "> 0: cosine decay from this step to 10 % at `steps` (0 = constant)", low=0)
+    lr_decay_from: int = option(10500, "> 0: cosine decay from this step to 10 % at `steps` (0 = constant)", low=0)
     ema_decay: float = option(0.999, "EMA decay of the exported weights", low=0.0, high=1.0)
     object_weight: float = option(4.0, "extra flow-matching weight on latent positions of the object", low=0.0)
     uncond_prob: float = option(0.1, "share of prompts replaced by '' (teaches the unconditional velocity CFG needs)",
