@@ -45,6 +45,7 @@ from rats_app.training.schedules import lr_scheduler
 from rats_app.worlds.artefacts import ARTEFACTS, COLOUR_CASTS, apply_artefact
 from rats_app.worlds.palette import BACKGROUNDS as BACKGROUND_RGB
 from rats_app.worlds.pretraining import preference_loss
+from rats_app.worlds.shapes.data import to_uint8
 from rats_app.worlds.shapes.model import build_clip_tokenizer
 from rats_app.worlds.shapes.prompts import (
     ATTRIBUTES,
@@ -144,9 +145,8 @@ def _as_tensor(images: list[np.ndarray]) -> torch.Tensor:
 
 def with_object_casts(good: torch.Tensor, chosen: list[str], rng: np.random.Generator) -> torch.Tensor:
     """The clean renders ([0, 1], exact multiples of 1/255) with their objects cast off the palette."""
-    images = (good.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     return _as_tensor([apply_artefact(image, BACKGROUND_RGB[parse_prompt(p).background], rng, "object_cast")
-                       for image, p in zip(images, chosen)])
+                       for image, p in zip(to_uint8(good * 2 - 1), chosen)])
 
 
 def make_triplets(prompts: list[str], n: int, rng: np.random.Generator, soft_blur: tuple[float, float] | None = None,
@@ -227,19 +227,18 @@ def train(cfg: RewardTrainConfig, out: Path, work: Path) -> dict:
         target = torch.tensor([chosen.index(p) for p in chosen])
         contrastive = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
         s_good = scale * (img_good * text).sum(-1)
-        s_degraded = scale * (reward.embed_images(degraded) * text).sum(-1)
-        s_wrong = scale * (reward.embed_images(wrong) * text).sum(-1)
-        loss = contrastive + preference_loss(s_good, s_degraded) + preference_loss(s_good, s_wrong)
+
+        def good_over(rejected: torch.Tensor) -> torch.Tensor:
+            """The preference loss of each clean right image over its rejected counterpart."""
+            return preference_loss(s_good, scale * (reward.embed_images(rejected) * text).sum(-1))
+        loss = contrastive + good_over(degraded) + good_over(wrong)
         if soft:
-            s_soft = scale * (reward.embed_images(soft[0]) * text).sum(-1)
-            loss = loss + cfg.soft_weight * preference_loss(s_good, s_soft)
+            loss = loss + cfg.soft_weight * good_over(soft[0])
         if hacked:
-            s_hacked = scale * (reward.embed_images(hacked[0]) * text).sum(-1)
-            loss = loss + cfg.artefact_weight * preference_loss(s_good, s_hacked)
+            loss = loss + cfg.artefact_weight * good_over(hacked[0])
         if cfg.cast_weight > 0:  # its own draws: the pairs above are the same with or without it
-            cast = with_object_casts(good, chosen, np.random.default_rng([cfg.seed, step, 2]))
-            s_cast = scale * (reward.embed_images(cast) * text).sum(-1)
-            loss = loss + cfg.cast_weight * preference_loss(s_good, s_cast)
+            loss = loss + cfg.cast_weight * good_over(with_object_casts(good, chosen,
+                                                                        np.random.default_rng([cfg.seed, step, 2])))
         return loss, {"scale": scale.item()}
 
     stage = Stage("reward", cfg.steps, checkpoint_every=cfg.checkpoint_every, log_every=100, max_grad_norm=math.inf)
