@@ -204,3 +204,15 @@ def test_moving_shapes_transformer_warm_start_from_a_half_precision_hand_over(tm
     other.text_encoder.save_pretrained(tmp_path / "other" / "text_encoder")
     with pytest.raises(ConfigError, match="is not this world's model"):
         warm_start(fresh, tmp_path / "other")
+
+
+def test_flow_times_shift_maps_each_time_as_a_shifted_scheduler_does():
+    import torch
+
+    from rats_app.worlds.pretraining import flow_times
+
+    plain = flow_times(1000, torch.Generator().manual_seed(3))
+    shifted = flow_times(1000, torch.Generator().manual_seed(3), shift=3.0)
+    torch.testing.assert_close(shifted, 3 * plain / (1 + 2 * plain))
+    assert ((shifted > 0) & (shifted < 1)).all()
+    assert (shifted > 0.8).float().mean() > 2 * (plain > 0.8).float().mean()  # the noise end gets more

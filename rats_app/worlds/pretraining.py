@@ -58,12 +58,14 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, weight: torch
     return pixel + edge_weight * edge, {"pixel": pixel.item(), "edge": edge.item()}
 
 
-def flow_times(batch: int, generator: torch.Generator) -> torch.Tensor:
+def flow_times(batch: int, generator: torch.Generator, shift: float = 1.0) -> torch.Tensor:
     """Training times in (0, 1): half logit-normal (the middle of the path matters most), half
-    uniform (covers both ends)."""
+    uniform (covers both ends). ``shift`` > 1 moves them toward the noise end with the same map a
+    shifted flow-matching scheduler applies to its sigmas, t -> s t / (1 + (s - 1) t)."""
     uniform = torch.rand(batch, generator=generator)
     pick_logit_normal = torch.rand(batch, generator=generator) < 0.5
-    return torch.where(pick_logit_normal, torch.sigmoid(torch.randn(batch, generator=generator)), uniform)
+    t = torch.where(pick_logit_normal, torch.sigmoid(torch.randn(batch, generator=generator)), uniform)
+    return shift * t / (1 + (shift - 1) * t)
 
 
 def drop_prompts(prompts: list[str], probability: float, generator: torch.Generator) -> list[str]:

@@ -47,10 +47,10 @@ def encode_dataset(work: Path, vae: AutoencoderKLWan, cfg: PretrainConfig) -> di
 
 
 def flow_matching_loss(pipe: WanPipeline, x0: torch.Tensor, prompts: list[str], generator: torch.Generator,
-                       object_weight: float) -> torch.Tensor:
+                       object_weight: float, time_shift: float = 1.0) -> torch.Tensor:
     """Object-weighted MSE between the predicted velocity and noise - x0 (latents B x C x F x H x W)."""
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    t = flow_times(len(x0), generator).to(x0.device)
+    t = flow_times(len(x0), generator, time_shift).to(x0.device)
     xt = (1 - t.view(-1, 1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1, 1) * noise
     embeds, _ = pipe.encode_prompt(prompt=prompts, do_classifier_free_guidance=False,
                                    max_sequence_length=MAX_SEQUENCE_LENGTH, device=x0.device)
@@ -72,7 +72,8 @@ def train_transformer(work: Path, vae: AutoencoderKLWan, data: dict[str, torch.T
     pipe.to(device())
     train_flow_transformer(work, _trainable(pipe), cfg, data, training_prompts(),
                            lambda x0, prompts, generator: flow_matching_loss(pipe, x0, prompts, generator,
-                                                                             cfg.object_weight), device())
+                                                                             cfg.object_weight, cfg.time_shift),
+                           device())
     return pipe
 
 
