@@ -50,8 +50,9 @@ class PretrainConfig:
     lr_decay_from: int = option(10500, "> 0: cosine decay from this step to 10 % at `steps` (0 = constant)", low=0)
     ema_decay: float = option(0.999, "EMA decay of the exported weights", low=0.0, high=1.0)
     object_weight: float = option(4.0, "extra flow-matching weight on latent positions of the object", low=0.0)
-    time_shift: float = option(1.0, "> 1: training times moved toward the noise end (t -> s t / (1 + (s - 1) t)), "
-                               "where the clip's shape and place are decided", low=0.0, low_open=True)
+    time_shift: float = option(3.0, "> 1: training times moved toward the noise end (t -> s t / (1 + (s - 1) t)), "
+                               "where the clip's shape and place are decided (3: +8 / +16 points right over 1 "
+                               "in a paired 3000-step run, docs/moving-shapes.md)", low=0.0, low_open=True)
     uncond_prob: float = option(0.1, "share of prompts replaced by '' (teaches the unconditional velocity CFG needs)",
                                 low=0.0, high=0.99)
     guidance_scale: float = option(3.0, "classifier-free guidance scale written to call_defaults.json", low=1.0)
