@@ -95,7 +95,12 @@ def train(args: argparse.Namespace) -> str:
 
     # cpu=True is what makes accelerate form a gloo process group on a machine without CUDA.
     accelerator = Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available())
-    run_training(config, args.output_dir, args.resume, [ProgressBar(), StopOnSignal()], accelerator=accelerator)
+    try:
+        run_training(config, args.output_dir, args.resume, [ProgressBar(), StopOnSignal()], accelerator=accelerator)
+    finally:
+        # Tear the process group down before interpreter exit: a gloo group left to the exit handlers
+        # can abort a rank ("terminate called without an active exception") after the run has finished.
+        accelerator.end_training()
     return f"LoRA written to {args.output_dir}/pytorch_lora_weights.safetensors" if accelerator.is_main_process else ""
 
 
