@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 torch.set_num_threads(1)
+from rats_app.evaluate import ground_truth
 from rats_app.families import family_of
 from rats_app.io import to_uint8_frames
 from rats_app.models import load_pipeline
@@ -36,7 +37,7 @@ for cfg in scales:
     # video models return float frames in [0, 1]; the checker reads uint8 like a saved filmstrip
     outputs = [to_uint8_frames(o) if isinstance(o, np.ndarray) else np.asarray(o) for o in outputs]
     checks = [world.check(o, p) for o, p in zip(outputs, chosen)]
-    res = {a: round(100 * np.mean([c.right.get(a, False) for c in checks]), 1) for a in world.attributes}
-    res.update(correct=round(100 * np.mean([c.correct for c in checks]), 1),
-               clean=round(100 * np.mean([c.clean for c in checks]), 1))
+    row = ground_truth(checks, world)  # evaluate's rates (%), the same a results table shows
+    res = {"correct": round(row["correct"], 1), "clean": round(row["clean"], 1),
+           **{a: round(v, 1) for a, v in row["attributes"].items()}}
     print(model, "held-out" if held_out else "training", cfg, res, f"{time.time()-t:.0f}s", flush=True)

@@ -15,9 +15,11 @@ import numpy as np
 from PIL import Image
 
 from rats_app.evaluate import load_prompts
+from rats_app.io import from_filmstrip
 from rats_app.worlds.moving_shapes.checker import check_clip
 from rats_app.worlds.moving_shapes.plugin import WORLD
 from rats_app.worlds.moving_shapes.prompts import parse_prompt
+from rats_app.worlds.moving_shapes.render import FRAMES
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("eval_dir", type=Path)
@@ -28,8 +30,8 @@ prompts = load_prompts(meta["prompts"], meta["images"], WORLD, meta["seed"])
 rates = collections.defaultdict(lambda: collections.defaultdict(list))
 misread = collections.Counter()
 for i, prompt in enumerate(prompts):
-    strip = np.asarray(Image.open(args.eval_dir / "images" / args.variant / f"{i:04d}.png").convert("RGB"))
-    clip = strip.reshape(32, 9, 32, 3).transpose(1, 0, 2, 3)
+    strip = Image.open(args.eval_dir / "images" / args.variant / f"{i:04d}.png").convert("RGB")
+    clip = from_filmstrip(np.asarray(strip), FRAMES)
     scene = parse_prompt(prompt)
     check = check_clip(clip, prompt)
     group = rates[f"{scene.size} {scene.shape}"]

@@ -30,7 +30,7 @@ from rats_app.worlds.pretraining import encode_pool, flow_times, train_flow_tran
 WORLD_ID = "moving-shapes/v1"
 
 
-def _normalise(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
+def normalised_latents(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(vae.config.latents_mean, device=z.device).view(1, -1, 1, 1, 1)
     std = torch.tensor(vae.config.latents_std, device=z.device).view(1, -1, 1, 1, 1)
     return (z - mean) / std
@@ -42,12 +42,12 @@ def encode_dataset(work: Path, vae: AutoencoderKLWan, cfg: PretrainConfig) -> di
 
     def encode(indices, rng):
         clips = to_tensor([render_clip(sample_clip(prompts[i], rng)) for i in indices])
-        return {"latents": _normalise(vae, vae.encode(clips.to(vae.device)).latent_dist.mode()).half().cpu()}
+        return {"latents": normalised_latents(vae, vae.encode(clips.to(vae.device)).latent_dist.mode()).half().cpu()}
     return encode_pool(work, cfg, prompts, encode, chunk=64)
 
 
 def flow_matching_loss(pipe: WanPipeline, x0: torch.Tensor, prompts: list[str], generator: torch.Generator,
-                       object_weight: float, time_shift: float = 1.0) -> torch.Tensor:
+                       object_weight: float, time_shift: float) -> torch.Tensor:
     """Object-weighted MSE between the predicted velocity and noise - x0 (latents B x C x F x H x W)."""
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     t = flow_times(len(x0), generator, time_shift).to(x0.device)
