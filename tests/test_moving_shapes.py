@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rats_app.worlds.moving_shapes.checker import check_clip
+from rats_app.worlds.moving_shapes.checker import check_clip, majority_shape
 from rats_app.worlds.moving_shapes.prompts import (
     all_prompts,
     held_out_prompts,
@@ -227,3 +227,10 @@ def test_a_transformer_narrower_than_a_token_is_refused():
     with pytest.raises(ValueError, match="heads x head_dim = 128 is below the 256 latent values a token carries"):
         WanWorldConfig(head_dim=32)
     assert WanWorldConfig(head_dim=32, spatial_factor=4).token_values == 64  # factor 4: 2 x 2 x 16
+
+
+def test_the_shape_vote_breaks_a_three_way_tie_by_fit_not_by_order():
+    votes, fits = ["circle", "square", "triangle"], [0.81, 0.93, 0.88]
+    for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        assert majority_shape([votes[i] for i in order], [fits[i] for i in order]) == "square"
+    assert majority_shape(["circle", "square", "circle"], [0.7, 0.99, 0.7]) == "circle"  # the majority first

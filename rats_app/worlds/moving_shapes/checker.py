@@ -109,6 +109,14 @@ def _whole(box: tuple[float, float, float]) -> bool:
     return min(cx - half, cy - half) >= 0.5 and max(cx + half, cy + half) <= CANVAS - 0.5
 
 
+def majority_shape(votes: list[str], fits: list[float]) -> str:
+    """The shape most frames read; a tie (three frames, three shapes) goes to the shape of the best
+    template fit, so the reading never depends on set order (which changes with PYTHONHASHSEED)."""
+    def support(shape: str) -> tuple[int, float]:
+        return votes.count(shape), max(f for v, f in zip(votes, fits) if v == shape)
+    return max(dict.fromkeys(votes), key=support)
+
+
 def _read_object(segments, boxes, m: dict, ideal_colours) -> dict[str, str]:
     """Size, shape (voted over the frames where the object is whole) and direction; the fidelity of
     the middle frames (rats_app.worlds.fidelity: sigma, residual, error to the ideal render in
@@ -126,7 +134,7 @@ def _read_object(segments, boxes, m: dict, ideal_colours) -> dict[str, str]:
         widths.append(width)
         votes.append(shape)
         template_fits.append(fit)
-    shape = max(set(votes), key=votes.count)
+    shape = majority_shape(votes, template_fits)
     fits = [_fit(segments[i].image, shape, boxes[i], ideal_colours) for i in middle]
     for key in FIDELITY:
         m[key] = float(np.median([getattr(f, key) for f in fits]))
