@@ -127,6 +127,13 @@ def to_uint8_frames(clip) -> np.ndarray:
     return clip if clip.dtype == np.uint8 else np.clip(np.round(clip * 255), 0, 255).astype(np.uint8)
 
 
+def channels_last_uint8(images) -> np.ndarray:
+    """A batch of [0, 1] tensors, B x 3 x H x W (clips: B x 3 x F x H x W), as files and checkers read
+    them: B x H x W x 3 (B x F x H x W x 3) uint8."""
+    order = (0, 2, 3, 4, 1) if images.ndim == 5 else (0, 2, 3, 1)
+    return to_uint8_frames(images.float().permute(*order).cpu().numpy())
+
+
 def save_video(clip, path: str | os.PathLike, fps: int) -> Path:
     """A clip (F x H x W x 3) as an H.264 mp4 that browsers play (yuv420p), written atomically."""
     import imageio.v2 as imageio

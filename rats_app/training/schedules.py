@@ -1,4 +1,5 @@
-"""Learning-rate schedules and EMA weights, from transformers and diffusers rather than by hand.
+"""The optimizer, learning-rate schedules and EMA weights, from torch, transformers and diffusers
+rather than by hand.
 
 Every loop in the project (the RATS trainer, the worlds' pretraining stages, reward training)
 takes its schedule from :func:`lr_scheduler` and its moving average from :func:`ema_of`.
@@ -15,6 +16,8 @@ from transformers import (
     get_cosine_with_min_lr_schedule_with_warmup_lr_rate,
     get_wsd_schedule,
 )
+
+from rats_app.errors import ConfigError
 
 SCHEDULES = ("constant", "cosine", "stable-cosine")
 
@@ -57,3 +60,15 @@ def ema_of(parameters: Iterable[torch.nn.Parameter], decay: float, warmup: bool 
         return EMAModel(list(parameters), decay=decay)
     # update_after_step=-1 keeps EMAModel from copying the weights outright at its first update.
     return EMAModel(list(parameters), decay=decay, min_decay=decay, update_after_step=-1)
+
+
+def make_optimizer(config, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """AdamW, or bitsandbytes' 8-bit AdamW (CUDA only) for ``optimizer="adamw8bit"`` (a TrainConfig)."""
+    if config.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise ConfigError("optimizer: adamw8bit needs the bitsandbytes package (pip install bitsandbytes, "
+                              "CUDA only); use adamw") from None
+        return bnb.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)

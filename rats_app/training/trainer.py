@@ -35,12 +35,12 @@ from rats_app.distributed import (
 )
 from rats_app.errors import ConfigError
 from rats_app.families import Conditioning, Size, family_of, student_call
-from rats_app.io import to_uint8_frames
+from rats_app.io import channels_last_uint8, filmstrip
 from rats_app.lora import EmaLora, add_lora, lora_parameters, lora_state_dict
 from rats_app.rats_loss import object_weights, rats_loss
 from rats_app.sampler import Rollout, denoise
 from rats_app.training.callbacks import CallbackList, Checkpoint, RunInfo, Samples, StepMetrics, TrainerCallback
-from rats_app.training.schedules import lr_scheduler
+from rats_app.training.schedules import lr_scheduler, make_optimizer
 from rats_app.worlds.base import truth_scores
 
 TRAINING_SOLVER = "euler"  # the student's and the teacher's rollouts: Euler on refinable grids
@@ -75,17 +75,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    if config.optimizer == "adamw8bit":
-        try:
-            import bitsandbytes as bnb
-        except ImportError:
-            raise ConfigError("optimizer: adamw8bit needs the bitsandbytes package (pip install bitsandbytes, "
-                              "CUDA only); use adamw") from None
-        return bnb.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
 class RatsTrainer:
@@ -304,10 +293,7 @@ class RatsTrainer:
         world = self.info.world
         if world is None or not world.has_checker:
             return {}
-        # B x 3 x H x W -> H x W x 3 (clips B x 3 x F x H x W -> F x H x W x 3), uint8 as the checker reads
-        order = (0, 2, 3, 4, 1) if images.ndim == 5 else (0, 2, 3, 1)
-        media = to_uint8_frames(images.float().permute(*order).cpu().numpy())
-        rows = [truth_scores(world.check(m, p)) for m, p in zip(media, prompts)]
+        rows = [truth_scores(world.check(m, p)) for m, p in zip(channels_last_uint8(images), prompts)]
         return {key: float(np.mean([r[key] for r in rows if key in r])) for key in rows[0]} if rows else {}
 
     # ------------------------------------------------------------------ the loop
@@ -406,8 +392,6 @@ class RatsTrainer:
 
 
 def sample_grid(images: torch.Tensor) -> np.ndarray:
-    """[0, 1] images (or clips: each becomes a filmstrip row) side by side, as uint8."""
-    array = (images.float().cpu().numpy() * 255).round().astype(np.uint8)
-    if array.ndim == 5:  # B x 3 x F x H x W: one row per clip, frames left to right
-        return np.concatenate([np.concatenate(list(clip.transpose(1, 2, 3, 0)), axis=1) for clip in array], axis=0)
-    return np.concatenate(list(array.transpose(0, 2, 3, 1)), axis=1)
+    """[0, 1] images side by side (clips: one filmstrip row each), as uint8."""
+    media = channels_last_uint8(images)
+    return np.concatenate([filmstrip(clip) for clip in media], axis=0) if media.ndim == 5 else filmstrip(media)
