@@ -68,6 +68,11 @@ class TrainConfig:
                                     "from its median latent (the object on a plain background) in d: 0 = every "
                                     "position alike; 4 = the object's positions count 5x (a small object's colour "
                                     "is a few percent of a canvas-wide mean)", low=0.0)
+    match_pixels: float = _f(0.0, "beta: weight of a gated pixel distance between the student's and the teacher's "
+                             "decoded outputs (our addition, off = 0: the latent distance over the canvas hardly "
+                             "sees a small object's colour), object-weighted by match_pixels_object_weight", low=0.0)
+    match_pixels_object_weight: float = _f(10.0, "extra weight of the pixels where the teacher's output differs "
+                                           "from its median colour (the object) in the pixel term", low=0.0)
     alpha: float = _f(0.2, "alpha: weight of the gated horizon-matching term", low=0.0, advanced=False)
     reward_weight: float = _f(0.01, "lambda: weight of the terminal reward term -lambda * R_S", low=0.0)
     tau: float = _f(1.0, "tau: gate temperature, g = sigmoid((R_T - R_S) / tau)", low=0.0, low_open=True)

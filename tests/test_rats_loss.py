@@ -95,3 +95,24 @@ def test_object_weights_mark_what_differs_from_the_median():
     off_object = rats_loss(torch.zeros(1), torch.zeros(1), [x0], [background], alpha=1.0, reward_weight=0.0,
                            gate="always", position_weights=w)
     assert on_object.loss.item() == pytest.approx(5 * off_object.loss.item())
+
+
+def test_the_pixel_term_is_gated_object_weighted_and_exact():
+    r_s, r_t = torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0])
+    s, t = [torch.zeros(2, 2, requires_grad=True)], [torch.zeros(2, 2)]  # no latent matching
+    # 2 images of 1 channel x 1 x 2 pixels: teacher background 0 with one object pixel of 1
+    teacher_images = torch.tensor([[[[0.0, 1.0]]], [[[0.0, 1.0]]]])
+    student_images = torch.tensor([[[[0.5, 0.0]]], [[[0.0, 0.5]]]], requires_grad=True)
+    weights = object_weights(teacher_images, 3.0, channel_dim=1, threshold=0.05)
+    assert weights.tolist() == [[1.0, 4.0], [1.0, 4.0]]  # torch: the median of two is the lower, the background
+    out = rats_loss(r_s, r_t, t, s, alpha=1.0, reward_weight=0.0, pixels=(teacher_images, student_images),
+                    pixel_weight=2.0, pixel_object_weight=3.0)
+    d = torch.tensor([(1 * 0.25 + 4 * 1.0) / 5, (1 * 0.0 + 4 * 0.25) / 5])
+    g = torch.sigmoid(torch.tensor([0.0, -2.0]))
+    assert out.pixel_matching.item() == pytest.approx(d.mean().item())
+    assert out.loss.item() == pytest.approx((2.0 * (g * d).mean()).item(), rel=1e-6)
+    out.loss.backward()
+    # d(d_px)/ds = 2 w (s - t) / sum(w), times beta * g / B
+    assert student_images.grad[0, 0, 0].tolist() == pytest.approx(
+        [2.0 * g[0].item() / 2 * 2 * 1 * 0.5 / 5, 2.0 * g[0].item() / 2 * 2 * 4 * -1.0 / 5])
+    assert rats_loss(r_s, r_t, t, s).pixel_matching is None

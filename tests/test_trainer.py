@@ -319,3 +319,22 @@ def test_match_object_weight_weighs_the_teacher_outputs_object(tmp_path, prepare
     weighted, unweighted = trainer.train_step(), plain.train_step()
     assert weighted.reward_student == unweighted.reward_student  # same rollout, another distance
     assert weighted.matching != unweighted.matching and np.isfinite(weighted.matching)
+
+
+def test_match_pixels_adds_the_gated_pixel_term_on_the_same_rollout(tmp_path, prepare_tiny):
+    from rats_app.rats_loss import rats_loss
+
+    trainer = prepare_tiny(tmp_path / "px", match_pixels=50.0).trainer
+    plain = prepare_tiny(tmp_path / "p").trainer
+    out = trainer.rollout(*trainer.batch(0), student_steps=2)
+    assert torch.equal(out.teacher_images, trainer.to_unit(out.teacher.latents))
+    assert trainer._pixel_pair(out)[1] is out.student_images
+    expected = rats_loss(out.reward_student, out.reward_teacher, out.teacher_horizons, out.student_horizons,
+                         pixels=(out.teacher_images, out.student_images), pixel_weight=50.0)
+    assert expected.pixel_matching.item() > 0
+    trainer.start_schedule()
+    plain.start_schedule()
+    with_pixels, without = trainer.train_step(), plain.train_step()
+    assert with_pixels.reward_student == without.reward_student  # the same rollout, one more term
+    assert without.pixel_matching is None and with_pixels.pixel_matching > 0
+    assert with_pixels.loss > without.loss

@@ -29,6 +29,7 @@ class StepMetrics:
     peak_memory_mb: float
     student_steps: int = 0
     watch: dict[str, float] = field(default_factory=dict)
+    pixel_matching: float | None = None  # the ungated pixel distance, when match_pixels > 0
 
 
 @dataclass(frozen=True)

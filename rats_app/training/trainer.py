@@ -68,6 +68,7 @@ class RolloutResult:
     student_horizons: list[torch.Tensor]
     teacher_horizons: list[torch.Tensor]
     match_weights: torch.Tensor | None = None  # B x latent positions (match_object_weight), else None
+    teacher_images: torch.Tensor | None = None  # decoded, [0, 1] (None without a teacher)
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -217,7 +218,8 @@ class RatsTrainer:
             with self.ema.swapped(), torch.no_grad():
                 teacher = self._chain(noise, cond, k * m, sigmas=self.family.refined_sigmas(k, m),
                                       guidance_scale=self.guidance_scale)
-                r_teacher = self.reward.score(self.to_unit(teacher.latents), prompts).float()
+                teacher_images = self.to_unit(teacher.latents)
+                r_teacher = self.reward.score(teacher_images, prompts).float()
         student = self._chain(noise, cond, k, grad=True, checkpoint=cfg.gradient_checkpointing,
                               guidance_scale=self.student_guidance)
         images = self.to_unit(student.latents)
@@ -234,7 +236,7 @@ class RatsTrainer:
         weights = (object_weights(teacher.latents.float(), cfg.match_object_weight, self.family.latent_channel_dim)
                    if cfg.match_object_weight > 0 else None)
         return RolloutResult(prompts, student, teacher, images, r_student, r_teacher,
-                             [pick(student, h) for h in horizons], t_h, weights)
+                             [pick(student, h) for h in horizons], t_h, weights, teacher_images)
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
@@ -250,9 +252,14 @@ class RatsTrainer:
             loss = rats_loss(out.reward_student, out.reward_teacher, out.teacher_horizons, out.student_horizons,
                              weights, alpha=cfg.alpha, reward_weight=cfg.reward_weight, tau=cfg.tau, gate=cfg.gate,
                              distance=cfg.match_distance, position_weights=out.match_weights,
-                             channel_dim=self.family.latent_channel_dim)
+                             channel_dim=self.family.latent_channel_dim, pixel_weight=cfg.match_pixels,
+                             pixels=self._pixel_pair(out), pixel_object_weight=cfg.match_pixels_object_weight)
         (loss.loss / cfg.gradient_accumulation_steps).backward()
         return out, loss
+
+    def _pixel_pair(self, out: RolloutResult) -> tuple[torch.Tensor, torch.Tensor] | None:
+        use = self.config.match_pixels > 0 and out.teacher_images is not None
+        return (out.teacher_images, out.student_images) if use else None
 
     def train_step(self) -> StepMetrics:
         cfg, started = self.config, time.perf_counter()
@@ -285,7 +292,8 @@ class RatsTrainer:
             reward_teacher=mean(lambda o, l: o.reward_teacher.mean().item()) if has_teacher else None,
             gate_mean=mean(lambda o, l: l.gate.mean().item()) if has_teacher else None, grad_norm=float(norm), lr=lr,
             step_time=time.perf_counter() - started, peak_memory_mb=peak_memory_mb(self.device),
-            student_steps=len(out.student.x0_preds), watch=watch)
+            student_steps=len(out.student.x0_preds), watch=watch,
+            pixel_matching=mean(lambda o, l: l.pixel_matching.item()) if parts[0][1].pixel_matching is not None else None)
 
     def ground_truth(self, images: torch.Tensor, prompts: list[str]) -> dict[str, float]:
         """The hacking watch's truth line: on a world with a checker, the means of its verdict on the
