@@ -123,8 +123,8 @@ def rats_loss(student_reward: torch.Tensor, teacher_reward: torch.Tensor,
     pixel_matching = None
     if pixels is not None:
         teacher_images, student_images = (images.float() for images in pixels)
-        weights = object_weights(teacher_images, pixel_object_weight, 1, threshold=PIXEL_OBJECT_THRESHOLD)
-        d_px = horizon_distance(teacher_images.detach(), student_images, "l2", weights, channel_dim=1)
+        pixel_weights = object_weights(teacher_images, pixel_object_weight, 1, threshold=PIXEL_OBJECT_THRESHOLD)
+        d_px = horizon_distance(teacher_images.detach(), student_images, "l2", pixel_weights, channel_dim=1)
         loss = loss + pixel_weight * (g * d_px).mean()
         pixel_matching = d_px.mean().detach()
     return RatsLoss(loss=loss, matching=per_sample.mean().detach(), gated_matching=gated.detach(),

@@ -32,9 +32,10 @@ family = family_of(pipe)
 size = info.size(family)
 samples, x, _ = sample_batch(training_prompts(), n, np.random.default_rng(11), p_degraded=0.0)
 prompts = [s.scene.prompt for s in samples]
-guidance = info.call_defaults.get("guidance_scale")
-cond = family.encode(prompts, info.call_defaults.get("max_sequence_length", family.default_max_sequence_length),
-                     family.negative_prompt_for(guidance, 1.0, None))
+call = info.call_defaults  # the model's own call settings, as generation and training read them
+guidance, true_cfg = call.get("guidance_scale"), float(call.get("true_cfg_scale", 1.0))
+cond = family.encode(prompts, call.get("max_sequence_length", family.default_max_sequence_length),
+                     family.negative_prompt_for(guidance, true_cfg, call.get("negative_prompt")))
 full_grid = family.base_sigmas(STEPS)
 
 with torch.no_grad():
@@ -46,7 +47,8 @@ with torch.no_grad():
         if len(grid):
             noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
             start = (1 - grid[0]) * z0 + grid[0] * noise
-            latents = denoise(family, start, cond, size, len(grid), sigmas=grid, guidance_scale=guidance).latents
+            latents = denoise(family, start, cond, size, len(grid), sigmas=grid, guidance_scale=guidance,
+                              true_cfg_scale=true_cfg).latents
         clips = [to_uint8_frames(c) for i in range(0, n, CHUNK)
                  for c in family.postprocess(family.decode(latents[i:i + CHUNK], size))]
         checks = [check_clip(c, p) for c, p in zip(clips, prompts)]
