@@ -214,6 +214,17 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+def with_world_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Config keys over the training defaults of the world their model belongs to (a Moving Shapes
+    student is trained differently from a Shapes World one); keys given explicitly, and those the
+    method preset sets, win."""
+    from rats_app.models import world_train_defaults
+
+    preset = METHOD_PRESETS.get(data.get("preset", "rats"), {})
+    defaults = world_train_defaults(data.get("model", DEFAULT_MODEL))
+    return {**{k: v for k, v in defaults.items() if k not in preset}, **data}
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     import yaml
 

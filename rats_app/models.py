@@ -121,6 +121,16 @@ def read_model_info(model: str | os.PathLike) -> ModelInfo:
     return info
 
 
+def world_train_defaults(model: str | os.PathLike) -> dict:
+    """The training defaults of the world a model belongs to ({} for another model, or one that is not
+    there: the trainer names what is missing when it loads it)."""
+    try:
+        world = read_model_info(model).world
+    except UserError:
+        return {}
+    return world.train_defaults() if world is not None else {}
+
+
 def pipeline_class_name(path: str | os.PathLike) -> str:
     """The diffusers pipeline class named in model_index.json, if it is one RATS Studio drives."""
     name = _read_json(Path(path) / "model_index.json").get("_class_name", "")

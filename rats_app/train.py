@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rats_app.config import METHOD_PRESETS, TrainConfig, parse_override, read_yaml_mapping
+from rats_app.config import METHOD_PRESETS, TrainConfig, parse_override, read_yaml_mapping, with_world_defaults
 from rats_app.errors import run_cli
 from rats_app.fields import help_lines
 from rats_app.training.callbacks import TrainerCallback
@@ -43,7 +43,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     base = TrainConfig.from_dict(data)
     for assignment in args.overrides:
         data.update(parse_override(base, assignment))
-    return TrainConfig.from_dict(data)
+    return TrainConfig.from_dict(with_world_defaults(data))
 
 
 class StopOnSignal(TrainerCallback):

@@ -60,3 +60,18 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert main(["--output-dir", str(tmp_path / "out"), "tau=-1"]) == 2
     assert "tau: -1.0 must be > 0.0" in capsys.readouterr().err
+
+
+def test_a_worlds_model_trains_with_its_worlds_defaults(tiny_wan_dir):
+    """A Moving Shapes model starts from that world's training defaults; key=value overrides and the
+    method preset still win; Shapes World's are TrainConfig's own."""
+    from rats_app.worlds import get_world
+
+    defaults = get_world("moving-shapes").train_defaults()
+    assert defaults and get_world("shapes-world").train_defaults() == {}
+    parse = build_parser().parse_args
+    cfg = resolve_config(parse(["--output-dir", "x", f"model={tiny_wan_dir}"]))
+    assert {k: getattr(cfg, k) for k in defaults} == defaults
+    assert resolve_config(parse(["--output-dir", "x", f"model={tiny_wan_dir}", "steps=7"])).steps == 7
+    assert resolve_config(parse(["--output-dir", "x", "--preset", "reward", f"model={tiny_wan_dir}"])).alpha == 0.0
+    assert resolve_config(parse(["--output-dir", "x"])) == TrainConfig()

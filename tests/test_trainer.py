@@ -147,6 +147,15 @@ def test_watch_rewards_are_logged_every_n_steps(tmp_path, train_tiny, tiny_world
                                for m in seen]).axes) == 4  # the ground-truth panel
 
 
+def test_the_truth_line_needs_no_watch_reward(tmp_path, train_tiny):
+    """On a world with a checker the hacking watch's ground truth is logged even with no other reward."""
+    recorder = Recorder()
+    train_tiny(tmp_path / "run", steps=2, batch_size=1, teacher_steps=3, checkpoint_every=10, watch_every=2,
+               callbacks=[recorder])
+    assert [sorted(m.watch) for m in recorder.seen] == [[], ["truth: clean", "truth: ideal_error",
+                                                             "truth: residual", "truth: right", "truth: sigma"]]
+
+
 def test_memory_options_bf16_checkpointing_cached_text(tmp_path, prepare_tiny, tiny_prompts):
     run = prepare_tiny(tmp_path / "run", teacher_steps=3, checkpoint_every=10, dtype="bfloat16",
                        gradient_checkpointing=True, cache_text_embeddings=True, vae_tiling=True)

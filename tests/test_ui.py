@@ -253,3 +253,22 @@ def test_browser_unavailable_model_says_what_is_missing(page, monkeypatch):
     page.get_by_role("option", name="flux.1-dev").click()
     expect(page.get_by_text("flux.1-dev: weights not found").first).to_be_visible(timeout=20_000)
     assert page.locator("#model-select input").input_value() == opened != "flux.1-dev"
+
+
+def test_browser_train_form_takes_the_chosen_worlds_defaults(page):
+    """Moving Shapes trains its student differently (one budget, 3 steps, its own length): choosing
+    its model resets the Train form to that world's defaults, choosing the opened model back to its own."""
+    from rats_app.worlds import get_world
+
+    defaults = get_world("moving-shapes").train_defaults()
+    page.get_by_role("tab", name="Train").click()
+    steps = page.locator("#train-steps input")
+    opened = page.locator("#model-select input").input_value()
+    page.locator("#model-select input").click()
+    page.get_by_role("option", name="moving-shapes", exact=True).click()
+    expect(steps).to_have_value(str(defaults["steps"]), timeout=30_000)
+    expect(page.locator("#train-student-steps-choices textarea")).to_have_value("")
+    page.locator("#model-select input").click()
+    page.get_by_role("option", name=opened, exact=True).click()
+    expect(steps).to_have_value("110", timeout=30_000)
+    expect(page.locator("#train-student-steps-choices textarea")).to_have_value("1, 2, 3, 4, 6, 8")

@@ -100,7 +100,7 @@ def _header(ctx: AppContext, shared: dict) -> None:
         lora = gr.Dropdown(label="RATS LoRA", choices=[], elem_id="lora-select", scale=3)
         upload = gr.File(label="Upload a LoRA (.safetensors)", file_types=[".safetensors"], scale=2)
     upload_note = gr.Markdown("", elem_id="upload-note")
-    shared.update(lora_dir=lora_dir, model_state=model_state, lora=lora, lora_dropdown=lora_dropdown)
+    shared.update(lora_dir=lora_dir, model_state=model_state, lora=lora, lora_dropdown=lora_dropdown, model=model)
     shared["on_load"] = [
         (lambda: threading.Thread(target=lambda: (studio.load(), studio.rewards()), daemon=True).start(), None, None),
         (lambda d: lora_dropdown(d), lora_dir, lora),

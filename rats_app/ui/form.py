@@ -93,3 +93,9 @@ def to_config_dict(names: list[str], values: list) -> dict:
                      else [x.strip() for x in value.split(",") if x.strip()])
         data[name] = value
     return data
+
+
+def values_from_config(names: list[str], config: dict) -> list:
+    """Config keys -> the form's values, in the form's order (lists as comma-separated text): what
+    ``to_config_dict`` reads back into the same keys."""
+    return [", ".join(map(str, config[n])) if isinstance(config[n], list) else config[n] for n in names]

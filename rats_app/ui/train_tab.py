@@ -14,10 +14,11 @@ import uuid
 
 import gradio as gr
 
+from rats_app.config import TrainConfig, with_world_defaults
 from rats_app.errors import UserError
 from rats_app.rewards.registry import available_rewards
 from rats_app.ui import handlers
-from rats_app.ui.form import build_form, to_config_dict
+from rats_app.ui.form import build_form, to_config_dict, values_from_config
 from rats_app.ui.guard import on_zero_gpu, shown
 
 ZERO_GPU_MESSAGE = ("Training is disabled on ZeroGPU Spaces: each GPU call there is capped at minutes. "
@@ -77,6 +78,15 @@ def build(ctx, shared) -> None:
     seen_progress = gr.State(None)
     owner_token = gr.BrowserState(None, storage_key="rats-studio-owner")
 
+    def world_defaults(model_label):
+        """The form reset to the training defaults of the chosen model's world (Moving Shapes trains
+        its student differently from Shapes World)."""
+        try:
+            model_path = str(ctx.studio(model_label).model_path)
+        except UserError:  # weights not on this machine: the header says so; the form stays as it is
+            return [gr.skip()] * len(names)
+        return values_from_config(names, TrainConfig.from_dict(with_world_defaults({"model": model_path})).to_dict())
+
     def config_of(form_values, model_label) -> dict:
         return {**to_config_dict(names, form_values), "model": str(ctx.studio(model_label).model_path)}
 
@@ -131,6 +141,7 @@ def build(ctx, shared) -> None:
     start.click(train, [*form, source, typed, prompt_file, model_state, owner_token], progress, api_name="train")
     resume_button.click(resume, [resumable, more_steps, owner_token], progress, api_name="resume_training")
     stop_button.click(stop, owner_token, progress, api_name="stop_training")
+    shared["model"].change(world_defaults, shared["model"], form, api_visibility="private")
     for component in form:
         component.change(estimate_text, [*form, model_state], estimate, api_visibility="private")
     poll_outputs = [progress, curves, sample, shared["lora"], shared["lora_dir"], seen_run, seen_progress, resumable]

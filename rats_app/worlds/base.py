@@ -74,6 +74,12 @@ class World(ABC):
         """Ground truth for one uint8 image (H x W x 3) or clip (F x H x W x 3); None: no checker."""
         return None
 
+    def train_defaults(self) -> dict:
+        """The RATS run this world's student is trained with, as TrainConfig keys that differ from
+        TrainConfig's defaults (which are Shapes World's). A run on this world's models starts from
+        them; a config file, a preset or key=value overrides still win."""
+        return {}
+
     def rewards(self) -> dict[str, Callable[[str | None], object]]:
         """Reward loaders this world adds to the registry: name -> loader(device)."""
         return {}

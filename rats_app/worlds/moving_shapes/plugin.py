@@ -32,6 +32,14 @@ class MovingShapes(World):
     def examples(self) -> list[tuple[str, bool]]:
         return [(p, prompts.parse_prompt(p).held_out) for p in SAMPLE_PROMPTS]
 
+    def train_defaults(self) -> dict:
+        # One budget, 3 steps, in a run of at most 15 minutes on two CPU cores (~2.5 s a step). The video
+        # reward spreads over ~15 points where the image world's spreads over ~2, and a gradient finds
+        # texture it was never shown: Shapes World's lambda 0.01 and tau 1 close the gate within 50 steps
+        # and double the reward with no clip more right. A gate temperature on the reward's scale and a
+        # 20x smaller reward weight keep the student on its teacher (docs/moving-shapes.md, 2026-12-06).
+        return {"student_steps": 3, "student_steps_choices": [], "steps": 250, "reward_weight": 0.0005, "tau": 10.0}
+
     def check(self, media: np.ndarray, prompt: str):
         from rats_app.worlds.moving_shapes.checker import check_clip
 
