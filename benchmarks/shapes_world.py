@@ -144,8 +144,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=120)
     parser.add_argument("--lora", action="append", default=[])
     parser.add_argument("--nfe", type=int, nargs="+", help="student NFEs (default: the table's own)")
-    parser.add_argument("--from", dest="source", default="teacher", choices=list(NFES),
-                        help="grid: the earlier run whose outputs it draws")
+    parser.add_argument("--from", dest="source", default="teacher",
+                        help="grid: the earlier run whose outputs it draws (teacher, presets, budgets, or any NAME "
+                             "with evaluate outputs in runs/results/[WORLD-]NAME-world-train and -world-heldout)")
     parser.add_argument("--rows", type=int, default=3, help="grid: prompts per prompt set")
     args = parser.parse_args()
     world = worlds()[args.world]

@@ -122,3 +122,50 @@ def test_shipped_moving_shapes_reward_ranks_every_pair_kind_on_held_out_prompts(
     clips = good.clone().requires_grad_(True)
     reward.score(clips, chosen).sum().backward()
     assert clips.grad is not None and clips.grad.abs().sum() > 0
+
+
+MOVING = get_world("moving-shapes")
+CLIP_PROMPT = "a large blue square moving down on a gray background"
+
+
+def test_moving_shapes_teacher_and_lora_load_offline_in_plain_diffusers(tmp_path, monkeypatch):
+    """The contract: WanPipeline.from_pretrained("assets/shapes-wan") with call_defaults.json and
+    load_lora_weights("assets/shapes-wan-rats"), offline; generate --rats writes the same frames
+    (its filmstrip within 3 of 255)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from diffusers import WanPipeline
+    from PIL import Image
+
+    from rats_app.generate import main
+
+    defaults = json.loads((MOVING.model_dir / "call_defaults.json").read_text())
+    pipe = WanPipeline.from_pretrained(MOVING.model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(num_inference_steps=3, num_frames=9, height=32, width=32, output_type="np", **defaults)
+    base = pipe(CLIP_PROMPT, generator=torch.Generator("cpu").manual_seed(4), **kwargs).frames[0]
+    pipe.load_lora_weights(MOVING.lora_dir)
+    rats = pipe(CLIP_PROMPT, generator=torch.Generator("cpu").manual_seed(4), **kwargs).frames[0]
+    assert np.abs(rats - base).max() * 255 > 10  # the LoRA changes the 3-step clip
+    assert main(["--model", str(MOVING.model_dir), "--prompt", CLIP_PROMPT, "--out", str(tmp_path / "r.mp4"),
+                 "--nfe", "3", "--seed", "4", "--rats"]) == 0
+    strip = np.asarray(Image.open(tmp_path / "r.png").convert("RGB")).astype(int)
+    expected = np.concatenate(list(np.round(rats * 255).astype(int)), axis=1)  # 9 frames side by side
+    assert strip.shape == (32, 288, 3) and np.abs(strip - expected).max() <= 3
+
+
+def test_moving_shapes_teacher_follows_the_prompt():
+    """The shipped teacher at 50 steps, read by the world's checker (its full figures: README);
+    one clip may flip on another CPU's float rounding."""
+    from diffusers import WanPipeline
+
+    from rats_app.worlds.moving_shapes.checker import check_clip
+
+    pipe = WanPipeline.from_pretrained(MOVING.model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    defaults = json.loads((MOVING.model_dir / "call_defaults.json").read_text())
+    prompts = MOVING.sample_prompts()[:4] * 2
+    generators = [torch.Generator("cpu").manual_seed(i) for i in range(len(prompts))]
+    clips = pipe(prompts, num_inference_steps=50, num_frames=9, height=32, width=32, generator=generators,
+                 output_type="np", **defaults).frames
+    checks = [check_clip(np.round(clip * 255).astype(np.uint8), p) for clip, p in zip(clips, prompts)]
+    assert sum(c.correct for c in checks) >= 5, [c.right for c in checks]  # 6 of 8 here
