@@ -158,6 +158,7 @@ def test_moving_shapes_teacher_follows_the_prompt():
     one clip may flip on another CPU's float rounding."""
     from diffusers import WanPipeline
 
+    from rats_app.io import to_uint8_frames
     from rats_app.worlds.moving_shapes.checker import check_clip
 
     pipe = WanPipeline.from_pretrained(MOVING.model_dir)
@@ -167,5 +168,5 @@ def test_moving_shapes_teacher_follows_the_prompt():
     generators = [torch.Generator("cpu").manual_seed(i) for i in range(len(prompts))]
     clips = pipe(prompts, num_inference_steps=50, num_frames=9, height=32, width=32, generator=generators,
                  output_type="np", **defaults).frames
-    checks = [check_clip(np.round(clip * 255).astype(np.uint8), p) for clip, p in zip(clips, prompts)]
+    checks = [check_clip(to_uint8_frames(clip), p) for clip, p in zip(clips, prompts)]
     assert sum(c.correct for c in checks) >= 5, [c.right for c in checks]  # 6 of 8 here
