@@ -27,16 +27,34 @@ def coverage(shape: str, cx: float, cy: float, side: float, canvas: int, supersa
         inside = (depth >= 0) & (depth <= 1) & (np.abs(dx) <= depth * half)
     else:
         raise ValueError(f"unknown shape {shape!r}")
-    return inside.astype(np.float32).reshape(canvas, supersample, canvas, supersample).mean(axis=(1, 3))
+    # Counting the covered sub-pixels (exact in integers) is several times faster than a float mean
+    # of the supersampled mask, and gives the same float32 fractions k / supersample^2.
+    counts = inside.reshape(canvas, supersample, canvas, supersample).sum(axis=(1, 3), dtype=np.int32)
+    return counts.astype(np.float32) / np.float32(supersample * supersample)
+
+
+def blur_matrix(size: int, sigma: float) -> np.ndarray:
+    """The 1-D Gaussian blur along an axis of ``size`` pixels, edges replicated, as a size x size matrix.
+
+    Taps that fall off the edge land on the edge pixel, which is what padding by replication does."""
+    radius = max(1, int(np.ceil(3 * sigma)))
+    taps = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (taps / sigma) ** 2)
+    kernel /= kernel.sum()
+    pixels = np.arange(size)[:, None]
+    columns = np.clip(pixels + taps, 0, size - 1)
+    flat = (pixels * size + columns).ravel()  # bincount sums the weights of taps sharing an edge pixel
+    return np.bincount(flat, np.broadcast_to(kernel, columns.shape).ravel(), size * size).reshape(size, size)
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur with edge replication (float H x W x C)."""
-    radius = max(1, int(np.ceil(3 * sigma)))
-    taps = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * (taps / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(image, ((radius, radius), (0, 0), (0, 0)), mode="edge")
-    out = sum(w * padded[i:i + image.shape[0]] for i, w in enumerate(kernel))
-    padded = np.pad(out, ((0, 0), (radius, radius), (0, 0)), mode="edge")
-    return sum(w * padded[:, i:i + image.shape[1]] for i, w in enumerate(kernel))
+    """Separable Gaussian blur with edge replication (float H x W x C in, float64 out).
+
+    Two small matrix products instead of a padded sum of shifted copies per tap: the ground-truth
+    fit blurs thousands of candidate renders per image, and this is its inner loop."""
+    channels_first = np.moveaxis(np.asarray(image, dtype=np.float64), -1, 0)
+    height, width = channels_first.shape[1:]
+    rows = blur_matrix(height, sigma)
+    columns = rows if width == height else blur_matrix(width, sigma)
+    out = rows @ channels_first @ columns.T
+    return np.moveaxis(out, 0, -1)

@@ -1,0 +1,36 @@
+"""The drawing primitives both worlds and the ground-truth fit share."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter1d
+
+from rats_app.worlds.raster import blur_matrix, coverage, gaussian_blur
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0])
+@pytest.mark.parametrize("shape", [(32, 32, 1), (20, 33, 3)])
+def test_gaussian_blur_is_scipys_with_replicated_edges(sigma, shape):
+    # scipy's radius int(truncate * sigma + 0.5) equals ours, ceil(3 sigma), at these sigmas.
+    image = np.random.default_rng(0).random(shape).astype(np.float32) * 255
+    expected = gaussian_filter1d(gaussian_filter1d(image.astype(np.float64), sigma, axis=0, mode="nearest", truncate=3.0),
+                                 sigma, axis=1, mode="nearest", truncate=3.0)
+    out = gaussian_blur(image, sigma)
+    assert out.dtype == np.float64 and out.shape == shape
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-9)
+
+
+def test_blur_matrix_rows_sum_to_one_and_fold_the_edge_taps():
+    matrix = blur_matrix(8, 0.8)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-12)
+    # Row 0: the taps left of the canvas land on pixel 0.
+    taps = np.exp(-0.5 * (np.arange(-3, 4) / 0.8) ** 2)
+    taps /= taps.sum()
+    np.testing.assert_allclose(matrix[0, :4], [taps[:4].sum(), *taps[4:]], atol=1e-12)
+
+
+def test_coverage_counts_sub_pixels():
+    square = coverage("square", 4.0, 4.0, 2.0, 8)  # pixels 3 and 4 on both axes, fully covered
+    assert square.dtype == np.float32
+    assert square.sum() == 4.0 and square[3:5, 3:5].min() == 1.0
+    half = coverage("square", 4.25, 4.0, 2.0, 8, supersample=4)  # a quarter pixel to the right
+    np.testing.assert_array_equal(half[3, 3:6], np.float32([0.75, 1.0, 0.25]))
