@@ -137,3 +137,27 @@ def test_hpsv2_uses_the_hpsv2_package_cache(real_paths, monkeypatch, tmp_path):
     monkeypatch.setenv("HPS_ROOT", str(cache))
     reward = load_reward("hpsv2", device="cpu", cache=False)
     assert reward.score_fast(torch.rand(1, 3, 32, 32), PROMPTS[:1]).shape == (1,)
+
+
+def test_an_unreachable_hub_is_asked_once_per_process(monkeypatch):
+    """huggingface_hub retries an unreachable hub for ~23 s per file: the second reward that would
+    download is told at once, and names the file that found no hub."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from rats_app.rewards import sources
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(sources, "_unreachable_hub", [])
+    asked = []
+
+    def fetch(local_only: bool) -> str:
+        asked.append(local_only)
+        raise LocalEntryNotFoundError("connection error, and not in the cache")
+
+    with pytest.raises(RewardUnavailable, match="a/one.pt is not in the local cache and the hub could not be reached"):
+        sources._from_hub("first", "a/one.pt", "ENV_ONE", "the checkpoint file", fetch)
+    assert asked == [True, False]
+    with pytest.raises(RewardUnavailable, match=r"b/two.pt .* could not be reached \(tried for a/one.pt in this "
+                                                r"process\); set ENV_TWO to the checkpoint file"):
+        sources._from_hub("second", "b/two.pt", "ENV_TWO", "the checkpoint file", fetch)
+    assert asked == [True, False, True]  # the cache is still looked in; the hub is not asked again

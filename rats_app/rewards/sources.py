@@ -60,6 +60,11 @@ def resolve_dir(name: str, value: str, env: str) -> str:
     return _from_hub(name, repr(value), env, "a local directory", fetch)
 
 
+# huggingface_hub retries an unreachable hub five times with back-off (about 23 s per file): once one
+# download has found no hub, the process's other rewards say so at once instead of waiting again.
+_unreachable_hub: list[str] = []
+
+
 def _from_hub(name: str, what: str, env: str, instead: str, fetch) -> str:
     """The local cache first; a download only when the hub may be reached; else say what to set."""
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -71,12 +76,17 @@ def _from_hub(name: str, what: str, env: str, instead: str, fetch) -> str:
     if offline():
         raise RewardUnavailable(f"{name}: {what} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1; "
                                 f"download it on a connected machine or set {env} to {instead}")
+    if _unreachable_hub:
+        raise RewardUnavailable(f"{name}: {what} is not in the local cache and the hub could not be reached "
+                                f"(tried for {_unreachable_hub[0]} in this process); set {env} to {instead}")
     try:
         return fetch(False)
     except Exception as exc:
         reason = hub_error(what, exc)
         if reason is None and not isinstance(exc, OSError):  # connection errors are OSErrors; others are bugs
             raise
+        if isinstance(exc, LocalEntryNotFoundError) or reason is None:  # no answer from the hub at all
+            _unreachable_hub.append(what)
         raise RewardUnavailable(f"{name}: {reason or f'could not download {what} ({type(exc).__name__})'}; "
                                 f"set {env} to {instead}") from None
 
