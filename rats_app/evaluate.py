@@ -74,6 +74,8 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 def run(args: argparse.Namespace) -> list[dict]:
     if args.images is not None and args.images < 1:
         raise UserError(f"--images must be >= 1, got {args.images}")
+    if args.batch is not None and args.batch < 1:
+        raise UserError(f"--batch must be >= 1, got {args.batch}")
     nfes = sorted({check_nfe(n) for n in args.nfe})
     teacher_nfe = check_nfe(args.teacher_nfe, "--teacher-nfe")
     info = read_model_info(args.model)
@@ -89,8 +91,6 @@ def run(args: argparse.Namespace) -> list[dict]:
     check_seed(args.seed, name="--seed")
     prompts = [info.check_prompt(p) for p in load_prompts(args.prompts, args.images, info.world, args.seed)]
     check_seed(args.seed, len(prompts), "--seed")
-    if args.batch is not None and args.batch < 1:
-        raise UserError(f"--batch must be >= 1, got {args.batch}")
     if args.loras_only and not loras:
         raise UserError("--loras-only needs at least one --lora NAME=PATH")
     references = [Variant("teacher", None, teacher_nfe)] + [Variant("baseline", None, n) for n in nfes]
@@ -162,12 +162,13 @@ def _images(studio, variant: Variant, prompts: list[str], seed: int, folder: Pat
     from rats_app.io import filmstrip, from_filmstrip
 
     video = studio.media == "video"
+    frames = studio.call_settings()[0].frames if video else None
+    paths = [folder / f"{i:04d}.png" for i in range(len(prompts))]
     outputs: list = [None] * len(prompts)
-    for i in range(len(prompts)):
-        path = folder / f"{i:04d}.png"
+    for i, path in enumerate(paths):
         if path.exists():  # cached from an earlier, interrupted run
             still = np.asarray(Image.open(path).convert("RGB"))
-            outputs[i] = from_filmstrip(still, studio.call_settings()[0].frames) if video else Image.fromarray(still)
+            outputs[i] = from_filmstrip(still, frames) if video else Image.fromarray(still)
             bar.update(1)
     missing = [i for i, output in enumerate(outputs) if output is None]
     for start in range(0, len(missing), batch):
@@ -176,7 +177,7 @@ def _images(studio, variant: Variant, prompts: list[str], seed: int, folder: Pat
                                         lora=variant.lora)
         for i, output in zip(chunk, made):
             output = to_uint8_frames(output) if video else output
-            save_png(Image.fromarray(filmstrip(output)) if video else output, folder / f"{i:04d}.png")
+            save_png(Image.fromarray(filmstrip(output)) if video else output, paths[i])
             outputs[i] = output
             bar.update(1)
     return outputs
