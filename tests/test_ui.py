@@ -68,6 +68,22 @@ def test_training_form_errors_name_the_field(env):
         handlers.start_training(env["jobs"], {"steps": 2.5}, handlers.WORLD_PROMPTS, "", None)
 
 
+def test_form_values_round_trip_through_a_config():
+    """A world's defaults set into the form read back as the same config keys: comma-separated text for
+    the list fields shown as text boxes, the list itself for the watch-rewards multiselect (whose
+    dropdown rejects a string: a model switch used to raise an error there)."""
+    from rats_app.config import TrainConfig
+    from rats_app.ui.form import form_fields, to_config_dict, values_from_config
+
+    names = [f.name for f in form_fields()]
+    config = TrainConfig(watch_rewards=["shapes", "clip"], lora_targets=["attn1.to_q", "ffn.net.2"],
+                         student_steps_choices=[2, 3]).to_dict()
+    values = dict(zip(names, values_from_config(names, config)))
+    assert values["watch_rewards"] == ["shapes", "clip"] and values["lora_targets"] == "attn1.to_q, ffn.net.2"
+    assert values_from_config(["watch_rewards"], TrainConfig().to_dict()) == [[]]
+    assert to_config_dict(names, list(values.values())) == {n: config[n] for n in names}
+
+
 def test_lora_upload_validation_keeps_nothing_bad(env, tmp_path):
     studio, jobs = env["studio"], env["jobs"]
     pickle = tmp_path / "lora.bin"

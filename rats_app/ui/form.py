@@ -19,6 +19,7 @@ EXCLUDED = ("model", "prompts", "device", "parallel", "sample_prompts")
 LABELS = {"alpha": "α (matching weight)", "tau": "τ (gate temperature)", "reward_weight": "λ (reward weight)",
           "student_steps": "student steps (K)", "steps": "steps", "batch_size": "batch"}
 LIST_OF_NUMBERS = ("horizons", "horizon_weights", "student_steps_choices", "student_steps_weights")
+MULTISELECT = ("watch_rewards",)  # list fields shown as a multiselect dropdown, whose value is the list itself
 
 
 def form_fields() -> list[Field]:
@@ -42,7 +43,7 @@ def component_for(f: Field, rewards: list[str]):
     choices = f.metadata.get("choices")
     if f.name == "reward":
         return gr.Dropdown(["world", *rewards], value=default, label="training reward", info=info, elem_id=elem_id)
-    if f.name == "watch_rewards":
+    if f.name in MULTISELECT:
         return gr.Dropdown(rewards, value=default, multiselect=True, label="watch rewards", info=info,
                            elem_id=elem_id)
     if isinstance(default, bool):
@@ -98,4 +99,5 @@ def to_config_dict(names: list[str], values: list) -> dict:
 def values_from_config(names: list[str], config: dict) -> list:
     """Config keys -> the form's values, in the form's order (lists as comma-separated text): what
     ``to_config_dict`` reads back into the same keys."""
-    return [", ".join(map(str, config[n])) if isinstance(config[n], list) else config[n] for n in names]
+    return [", ".join(map(str, config[n])) if isinstance(config[n], list) and n not in MULTISELECT else config[n]
+            for n in names]
