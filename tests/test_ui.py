@@ -272,8 +272,9 @@ def test_browser_unavailable_model_says_what_is_missing(page, monkeypatch):
 
 
 def test_browser_train_form_takes_the_chosen_worlds_defaults(page):
-    """Moving Shapes trains its student differently (one budget, 3 steps, its own length): choosing
-    its model resets the Train form to that world's defaults, choosing the opened model back to its own."""
+    """Moving Shapes trains its student differently (one budget, 3 steps, its own length, a LoRA that
+    leaves the cross-attention alone): choosing its model resets the Train form to that world's
+    defaults, choosing the opened model back to its own."""
     from rats_app.worlds import get_world
 
     defaults = get_world("moving-shapes").train_defaults()
@@ -284,7 +285,10 @@ def test_browser_train_form_takes_the_chosen_worlds_defaults(page):
     page.get_by_role("option", name="moving-shapes", exact=True).click()
     expect(steps).to_have_value(str(defaults["steps"]), timeout=30_000)
     expect(page.locator("#train-student-steps-choices textarea")).to_have_value("")
+    page.get_by_text("Advanced", exact=True).click()
+    expect(page.locator("#train-lora-targets textarea")).to_have_value(", ".join(defaults["lora_targets"]))
     page.locator("#model-select input").click()
     page.get_by_role("option", name=opened, exact=True).click()
     expect(steps).to_have_value("110", timeout=30_000)
     expect(page.locator("#train-student-steps-choices textarea")).to_have_value("1, 2, 3, 4, 6, 8")
+    expect(page.locator("#train-lora-targets textarea")).to_have_value("to_q, to_k, to_v, to_out.0")
