@@ -97,7 +97,7 @@ def to_config_dict(names: list[str], values: list) -> dict:
 
 
 def values_from_config(names: list[str], config: dict) -> list:
-    """Config keys -> the form's values, in the form's order (lists as comma-separated text): what
-    ``to_config_dict`` reads back into the same keys."""
+    """Config keys -> the form's values, in the form's order (lists as comma-separated text, a
+    multiselect's as the list itself): what ``to_config_dict`` reads back into the same keys."""
     return [", ".join(map(str, config[n])) if isinstance(config[n], list) and n not in MULTISELECT else config[n]
             for n in names]
