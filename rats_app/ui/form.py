@@ -44,8 +44,7 @@ def component_for(f: Field, rewards: list[str]):
     if f.name == "reward":
         return gr.Dropdown(["world", *rewards], value=default, label="training reward", info=info, elem_id=elem_id)
     if f.name in MULTISELECT:
-        return gr.Dropdown(rewards, value=default, multiselect=True, label="watch rewards", info=info,
-                           elem_id=elem_id)
+        return gr.Dropdown(rewards, value=default, multiselect=True, label=label, info=info, elem_id=elem_id)
     if isinstance(default, bool):
         return gr.Checkbox(value=default, label=label, info=info, elem_id=elem_id)
     if choices:
