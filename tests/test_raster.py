@@ -34,3 +34,37 @@ def test_coverage_counts_sub_pixels():
     assert square.sum() == 4.0 and square[3:5, 3:5].min() == 1.0
     half = coverage("square", 4.25, 4.0, 2.0, 8, supersample=4)  # a quarter pixel to the right
     np.testing.assert_array_equal(half[3, 3:6], np.float32([0.75, 1.0, 0.25]))
+
+
+def _full_canvas_coverage(shape, cx, cy, side, canvas, supersample=4):
+    """The reference: every sub-pixel of the canvas tested (what coverage computed before it kept to
+    the shape's bounding box)."""
+    centres = (np.arange(canvas * supersample, dtype=np.float32) + 0.5) / supersample
+    dx, dy, half = centres[None, :] - cx, centres[:, None] - cy, side / 2.0
+    if shape == "circle":
+        inside = dx * dx + dy * dy <= half * half
+    elif shape == "square":
+        inside = (np.abs(dx) <= half) & (np.abs(dy) <= half)
+    else:
+        depth = (dy + half) / side
+        inside = (depth >= 0) & (depth <= 1) & (np.abs(dx) <= depth * half)
+    counts = inside.reshape(canvas, supersample, canvas, supersample).sum(axis=(1, 3), dtype=np.int32)
+    return counts.astype(np.float32) / np.float32(supersample * supersample)
+
+
+def test_coverage_within_the_bounding_box_is_identical_to_the_full_canvas():
+    """Bit for bit, for float and float64 placements, on pixel and sub-pixel boundaries, at and past
+    the canvas edges."""
+    from rats_app.worlds.raster import coverage
+
+    rng = np.random.default_rng(0)
+    cases = [(s, float(x), float(y), float(d)) for s in ("circle", "square", "triangle")
+             for x, y, d in rng.uniform([-6, -6, 0.5], [70, 70, 40], size=(300, 3))]
+    cases += [(s, x, y, d) for s in ("circle", "square", "triangle") for x, y, d in
+              [(32.0, 32.0, 8.0), (0.0, 0.0, 4.0), (64.0, 64.0, 6.0), (31.875, 12.125, 7.75), (2.5, 61.5, 5.0)]]
+    for shape, x, y, d in cases:
+        for cx, cy, side in ((x, y, d), (np.float64(x), np.float64(y), np.float64(d)),
+                             (np.float32(x), np.float32(y), np.float32(d))):
+            np.testing.assert_array_equal(coverage(shape, cx, cy, side, 64),
+                                          _full_canvas_coverage(shape, cx, cy, side, 64), err_msg=str((shape, x, y, d)))
+    assert not coverage("circle", float("nan"), 3.0, 5.0, 64).any()
