@@ -18,7 +18,16 @@ import torch
 
 from rats_app.errors import RewardUnavailable, UserError
 from rats_app.families import Size, family_of, student_call
-from rats_app.models import DEFAULT_MODEL, check_lora, check_nfe, load_lora, load_pipeline, lora_record, resolve_lora
+from rats_app.models import (
+    DEFAULT_MODEL,
+    check_lora,
+    check_nfe,
+    load_lora,
+    load_pipeline,
+    lora_record,
+    resolve_lora,
+    trained_guidance,
+)
 from rats_app.sampler import generate
 from rats_app.worlds.base import TRUTH_PREFIX, truth_scores  # noqa: F401 (TRUTH_PREFIX: part of the API)
 
@@ -33,6 +42,7 @@ class GeneratedImage:
     nfe: int
     latency_ms: float
     scores: dict[str, float] = field(default_factory=dict)  # reward (or video measure) name -> score
+    cfg: float | None = None  # the classifier-free guidance scale it was made with (1 = none)
 
 
 def _as_uint8(output):
@@ -140,7 +150,7 @@ class Studio:
     # ------------------------------------------------------------------ generation
     def call_settings(self, lora: str | Path | None = None) -> tuple[Size, dict]:
         """The canvas and the sampler's keyword arguments: the model's call defaults, a preset's
-        overrides; for a RATS LoRA its student's guidance and the solver it was trained with."""
+        overrides; for a RATS LoRA the guidance and the solver it was trained with."""
         _, info = self.load()
         default = info.size(self._family)
         call = {**info.call_defaults, **self.call_overrides}
@@ -150,7 +160,8 @@ class Studio:
             self._family.check_size(size)
         if lora is None:
             return size, call
-        return size, {**student_call(self._family, call), "solver": lora_record(lora).get("solver", "native")}
+        return size, {**student_call(self._family, call), **trained_guidance(lora),
+                      "solver": lora_record(lora).get("solver", "native")}
 
     def generate_batch(self, prompts: list[str], seeds: list[int], nfe: int,
                        lora: str | Path | None = None) -> tuple[list, float]:
@@ -166,7 +177,8 @@ class Studio:
     def generate(self, prompt: str, seed: int, nfe: int, label: str, lora: str | Path | None = None) -> GeneratedImage:
         _, info = self.load()
         outputs, latency = self.generate_batch([info.check_prompt(prompt)], [seed], nfe, lora)
-        return GeneratedImage(outputs[0], label, check_nfe(nfe), latency)
+        cfg = self._family.cfg_scale(self.call_settings(lora)[1])
+        return GeneratedImage(outputs[0], label, check_nfe(nfe), latency, cfg=cfg)
 
     def score(self, items: list[GeneratedImage], prompt: str) -> None:
         """Fill each item's scores: every reward that loads (``reward_errors`` says why the others

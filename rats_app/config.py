@@ -80,6 +80,14 @@ class TrainConfig:
                    choices=("soft", "hard", "always"))
     ema_decay: float = _f(0.998, "EMA decay of the teacher's LoRA (teacher = base + EMA of student LoRA)",
                           low=0.0, high=1.0)
+    student_cfg: float = _f(0.0, "classifier-free guidance scale the student is trained and sampled with "
+                            "(FLUX: true_cfg_scale; Wan, SD3: guidance_scale); 0 = the model's own. Ours: a scale "
+                            "tuned for many steps overshoots in few (Shapes World: at CFG 3 a 2-step object lands "
+                            "~20 RGB levels off its colour); a RATS LoRA records it and runs with it", low=0.0)
+    sample_cfg: float = _f(0.0, "classifier-free guidance scale the LoRA's record gives for sampling (the app, "
+                           "generate, evaluate and its plain diffusers call); 0 = the scale it was trained with. "
+                           "Ours: on Shapes World 1.5 for a student trained at 2 sharpened 1 and 2 steps but cost "
+                           "held-out correctness at 3 to 8, so it stays off there", low=0.0)
     # --- LoRA and optimisation
     lora_rank: int = _f(8, "LoRA rank", low=1, high=512)
     lora_alpha: float = _f(8.0, "LoRA alpha (scale = alpha / rank)", low=0.0, low_open=True)
@@ -222,6 +230,8 @@ def with_world_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
     preset = METHOD_PRESETS.get(data.get("preset", "rats"), {})
     defaults = world_train_defaults(data.get("model", DEFAULT_MODEL))
+    if "student_steps_choices" in data:  # the world's draw weights belong to its own choices
+        defaults.pop("student_steps_weights", None)
     return {**{k: v for k, v in defaults.items() if k not in preset}, **data}
 
 

@@ -179,6 +179,16 @@ def lora_record(path: str | os.PathLike) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+GUIDANCE_KEYS = ("guidance_scale", "true_cfg_scale", "negative_prompt")
+
+
+def trained_guidance(path: str | os.PathLike) -> dict:
+    """The guidance a RATS LoRA was trained under, scales and negative prompt (its record's call: e.g.
+    its own CFG scale, student_cfg); {} for other LoRAs, which run with the model's."""
+    call = lora_record(path).get("call")
+    return {k: call[k] for k in GUIDANCE_KEYS if k in call} if isinstance(call, dict) else {}
+
+
 def trained_nfes(path: str | os.PathLike) -> list[int]:
     """The student step counts a RATS LoRA was trained for ([] for another LoRA: nothing is known).
     Records written before student_steps_choices existed hold student_steps alone."""

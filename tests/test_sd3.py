@@ -102,7 +102,7 @@ def test_sd3_rats_training_steps_and_lora_round_trip(sd3_path, tmp_path, prepare
                        reward="shapes")
     trainer = run.trainer
     assert trainer.size == Size(32, 32)  # the pipeline's own default canvas (no world.json)
-    assert trainer.guidance_scale == 7.0 and trainer.student_guidance == 1.0
+    assert trainer.guidance_scale == 7.0 and trainer.student_guidance["guidance_scale"] == 1.0
     calls = []
     hook = trainer.pipe.transformer.register_forward_hook(lambda m, args, kwargs_out: calls.append(1))
     trainer.start_schedule()

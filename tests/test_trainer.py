@@ -194,15 +194,20 @@ def test_true_cfg_from_call_defaults_drives_teacher_and_student(tmp_path, tiny_w
     for batched in (False, True):
         trainer = prepare_tiny(tmp_path / f"run-{batched}", model_dir=model, batch_guidance=batched).trainer
         assert trainer.true_cfg_scale == 2.0 and trainer.negative_prompt == ""
-        rows = []
-        hook = trainer.pipe.transformer.register_forward_hook(lambda m, args, kwargs, out: rows.append(
-            kwargs["hidden_states"].shape[0]), with_kwargs=True)
-        trainer.start_schedule()
-        trainer.train_step()
-        hook.remove()
         batch = trainer.config.batch_size
         # teacher 6 steps, student 3 steps, each conditional + unconditional: two passes, or one of twice the rows
-        assert rows == ([2 * batch] * (6 + 3) if batched else [batch] * (2 * (6 + 3)))
+        assert _rows_per_pass(trainer) == ([2 * batch] * (6 + 3) if batched else [batch] * (2 * (6 + 3)))
+
+
+def _rows_per_pass(trainer) -> list[int]:
+    """The batch rows of every transformer pass in one training step."""
+    rows = []
+    hook = trainer.pipe.transformer.register_forward_hook(lambda m, args, kwargs, out: rows.append(
+        kwargs["hidden_states"].shape[0]), with_kwargs=True)
+    trainer.start_schedule()
+    trainer.train_step()
+    hook.remove()
+    return rows
 
 
 def test_batched_guidance_matches_the_two_passes(tmp_path, tiny_world_model_dir, tiny_wan_dir):
@@ -222,6 +227,66 @@ def test_batched_guidance_matches_the_two_passes(tmp_path, tiny_world_model_dir,
             one = family.velocity(noise, cond, size, batch_guidance=True, **guidance)(noise, t)
         assert two.abs().max() > 0
         torch.testing.assert_close(one, two, rtol=1e-4, atol=1e-5)
+
+
+def test_student_call_sets_each_familys_cfg_keyword():
+    """FLUX's classifier-free guidance is true_cfg_scale (guidance_scale is FLUX.1-dev's distilled input);
+    Wan's and SD3's is guidance_scale; SD3's student runs unguided unless given a scale."""
+    from rats_app.families import student_call
+    from rats_app.families.flux import FluxFamily
+    from rats_app.families.sd3 import SD3Family
+    from rats_app.families.wan import WanFamily
+
+    assert student_call(FluxFamily(None), {"guidance_scale": 3.5}, 2.0) == {
+        "guidance_scale": 3.5, "true_cfg_scale": 2.0, "negative_prompt": ""}
+    assert student_call(WanFamily(None), {"guidance_scale": 5.0, "negative_prompt": "blurry"}, 3.0) == {
+        "guidance_scale": 3.0, "negative_prompt": "blurry"}
+    assert student_call(SD3Family(None), {"guidance_scale": 7.0}) == {"guidance_scale": 1.0}
+    assert student_call(SD3Family(None), {"guidance_scale": 7.0}, 4.0)["guidance_scale"] == 4.0
+    with pytest.raises(ConfigError, match="student_cfg"):
+        TrainConfig.from_dict({"student_cfg": -1.0})
+
+
+def test_student_cfg_trains_and_runs_the_student_at_its_own_scale(tmp_path, tiny_world_model_dir, prepare_tiny,
+                                                                  train_tiny, tiny_prompts):
+    """student_cfg: the student's rollouts run true CFG at its own scale while the teacher keeps the
+    model's (here none); the LoRA records the scale to sample with (sample_cfg, else student_cfg), and
+    the app's Studio, the generate CLI and plain diffusers given the record's call all run it so."""
+    from diffusers import FluxPipeline
+    from PIL import Image
+
+    from rats_app.api import Studio
+    from rats_app.generate import main
+
+    trainer = prepare_tiny(tmp_path / "passes", student_cfg=2.0).trainer
+    assert trainer.teacher_guidance["true_cfg_scale"] == 1.0 and trainer.student_guidance["true_cfg_scale"] == 2.0
+    assert trainer.negative_prompt == ""  # encoded for the student, though the teacher needs none
+    batch = trainer.config.batch_size
+    # teacher: 6 single passes; student: 3 doubled (CFG batched)
+    assert _rows_per_pass(trainer) == [batch] * 6 + [2 * batch] * 3
+
+    out = tmp_path / "run"
+    trained = train_tiny(out, steps=1, student_cfg=2.0, sample_cfg=1.5)
+    assert trained.sampling_guidance["true_cfg_scale"] == 1.5  # its sample grids too
+    call = json.loads((out / "rats.json").read_text())["call"]
+    assert call["true_cfg_scale"] == 1.5 and call["negative_prompt"] == ""
+    assert "true_cfg_scale=1.5" in (out / "README.md").read_text()
+    studio = Studio(tiny_world_model_dir, device="cpu")
+    assert studio.call_settings(out)[1]["true_cfg_scale"] == 1.5
+    assert studio.call_settings()[1].get("true_cfg_scale", 1.0) == 1.0  # the model alone keeps its own
+    assert studio.generate(tiny_prompts[0], 4, 3, "RATS", lora=out).cfg == 1.5  # shown in the app's table
+    assert studio.generate(tiny_prompts[0], 4, 3, "Baseline").cfg == 1.0
+    assert main(["--prompt", tiny_prompts[0], "--out", str(tmp_path / "s.png"), "--nfe", "3", "--seed", "4",
+                 "--model", str(tiny_world_model_dir), "--lora", str(out)]) == 0
+    ours = np.asarray(Image.open(tmp_path / "s.png").convert("RGB")).astype(int)
+    pipe = FluxPipeline.from_pretrained(tiny_world_model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(out)
+    plain = pipe(tiny_prompts[0], generator=torch.Generator("cpu").manual_seed(4), **call).images[0]
+    unguided = pipe(tiny_prompts[0], generator=torch.Generator("cpu").manual_seed(4),
+                    **{**call, "true_cfg_scale": 1.0}).images[0]
+    assert np.abs(ours - np.asarray(plain).astype(int)).max() <= 3
+    assert np.abs(ours - np.asarray(unguided).astype(int)).max() > 3  # the scale made a difference
 
 
 def test_one_lora_for_several_budgets(tmp_path, train_tiny):

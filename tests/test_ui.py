@@ -41,6 +41,7 @@ def test_compare_handler_table(env):
     assert "hpsv2" not in headers and env["studio"].reward_errors()["hpsv2"].startswith("hpsv2: ")
     teacher, baseline, rats = rows
     assert "(" not in baseline[headers.index("shapes")] and "(" in rats[headers.index("shapes")]  # delta vs baseline
+    assert headers[-1] == "cfg" and [r[-1] for r in rows] == [1.0, 1.0, 1.0]  # the tiny world runs unguided
 
 
 @pytest.mark.parametrize("args, message", [
@@ -289,6 +290,6 @@ def test_browser_train_form_takes_the_chosen_worlds_defaults(page):
     expect(page.locator("#train-lora-targets textarea")).to_have_value(", ".join(defaults["lora_targets"]))
     page.locator("#model-select input").click()
     page.get_by_role("option", name=opened, exact=True).click()
-    expect(steps).to_have_value("110", timeout=30_000)
+    expect(steps).to_have_value("120", timeout=30_000)
     expect(page.locator("#train-student-steps-choices textarea")).to_have_value("1, 2, 3, 4, 6, 8")
     expect(page.locator("#train-lora-targets textarea")).to_have_value("to_q, to_k, to_v, to_out.0")

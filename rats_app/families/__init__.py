@@ -36,9 +36,16 @@ def family_class(pipeline_class_name: str) -> type[ModelFamily]:
                     f"{', '.join(SUPPORTED_PIPELINES)} models")
 
 
-def student_call(family: ModelFamily, call: dict) -> dict:
-    """Call settings for a RATS student: the family's student guidance (SD3: none; others unchanged)."""
-    return {**call, "guidance_scale": family.student_guidance(call.get("guidance_scale"))}
+def student_call(family: ModelFamily, call: dict, cfg: float = 0.0) -> dict:
+    """Call settings for a RATS student: the family's student guidance (SD3: none; others unchanged),
+    and with ``cfg`` > 0 its own classifier-free guidance scale (``family.cfg_key``; with no negative
+    prompt set, the empty one: FluxPipeline runs true CFG only when it is given one)."""
+    call = {**call, "guidance_scale": family.student_guidance(call.get("guidance_scale"))}
+    if cfg > 0:
+        call[family.cfg_key] = float(cfg)
+        if cfg > 1 and call.get("negative_prompt") is None:
+            call["negative_prompt"] = ""
+    return call
 
 
 __all__ = ["Conditioning", "FAMILIES", "ModelFamily", "SUPPORTED_PIPELINES", "Size", "family_class", "family_of",

@@ -80,6 +80,8 @@ class ModelFamily(ABC):
     # __call__ keywords the sampler reproduces (what call_defaults.json may set)
     call_keys: ClassVar[frozenset[str]] = frozenset({"height", "width", "max_sequence_length", "guidance_scale",
                                                      "negative_prompt"})
+    # the __call__ keyword of classifier-free guidance (two passes per step, a negative prompt)
+    cfg_key: ClassVar[str] = "guidance_scale"
 
     def __init__(self, pipe):
         self.pipe = pipe
@@ -166,6 +168,11 @@ class ModelFamily(ABC):
     def postprocess(self, pixels: torch.Tensor) -> list:
         """Decoded pixels -> what the plain pipeline returns: PIL images (clips: float frames)."""
         return self.pipe.image_processor.postprocess(pixels, output_type="pil")
+
+    def cfg_scale(self, call: dict) -> float:
+        """The classifier-free guidance scale a call runs with (1 = none)."""
+        value = call.get(self.cfg_key)
+        return float(self.default_guidance if value is None else value)
 
     def student_guidance(self, teacher_guidance: float | None) -> float | None:
         """The guidance the RATS student runs with (default: the teacher's; SD3: none)."""

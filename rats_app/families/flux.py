@@ -19,6 +19,11 @@ class FluxFamily(ModelFamily):
     default_max_sequence_length = 512
     latent_channel_dim = -1  # packed latents: B x tokens x (channels x 2 x 2)
     call_keys = ModelFamily.call_keys | {"true_cfg_scale"}
+    cfg_key = "true_cfg_scale"  # guidance_scale is FLUX.1-dev's distilled guidance input, one pass
+
+    def cfg_scale(self, call):
+        scale = float(call.get("true_cfg_scale") or 1.0)
+        return scale if self.negative_prompt_for(None, scale, call.get("negative_prompt")) is not None else 1.0
 
     def negative_prompt_for(self, guidance_scale, true_cfg_scale, negative_prompt):
         return negative_prompt if true_cfg_scale > 1 else None  # FluxPipeline encodes it only for true CFG

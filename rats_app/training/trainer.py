@@ -95,12 +95,20 @@ class RatsTrainer:
         defaults = self.info.call_defaults
         self.max_sequence_length = defaults.get("max_sequence_length", self.family.default_max_sequence_length)
         # The teacher samples with the model's guidance; the student with what its family's student needs
-        # (FLUX and Wan: the same, so it stays pixel-identical to the plain call with the LoRA; SD3: none).
+        # (FLUX and Wan: the same, so it stays pixel-identical to the plain call with the LoRA; SD3: none)
+        # or with its own CFG scale (student_cfg); its LoRA records the scale to sample with (sample_cfg, else that).
         self.guidance_scale = defaults.get("guidance_scale", self.family.default_guidance)
-        self.student_guidance = self.family.student_guidance(self.guidance_scale)
         self.true_cfg_scale = float(defaults.get("true_cfg_scale", 1.0))
-        self.negative_prompt = self.family.negative_prompt_for(self.guidance_scale, self.true_cfg_scale,
-                                                               defaults.get("negative_prompt"))
+        self.teacher_guidance = {"guidance_scale": self.guidance_scale, "true_cfg_scale": self.true_cfg_scale}
+        teacher = {**self.teacher_guidance, "negative_prompt": defaults.get("negative_prompt")}
+        student = student_call(self.family, teacher, config.student_cfg)
+        sampling = student_call(self.family, teacher, config.sample_cfg or config.student_cfg)
+        self.student_guidance = {k: student[k] for k in self.teacher_guidance}
+        self.sampling_guidance = {k: sampling[k] for k in self.teacher_guidance}  # sample grids, the LoRA's record
+        # one negative prompt for all: encoded when any of them runs classifier-free guidance
+        negatives = (self.family.negative_prompt_for(c["guidance_scale"], c["true_cfg_scale"], c["negative_prompt"])
+                     for c in (teacher, student, sampling))
+        self.negative_prompt = next((n for n in negatives if n is not None), None)
         self.params = add_lora(self.pipe.transformer, config.lora_rank, config.lora_alpha, config.lora_targets,
                                config.seed)
         for p in self.params.values():
@@ -155,11 +163,12 @@ class RatsTrainer:
         if self.size.frames is not None:
             canvas["num_frames"] = self.size.frames
         call = {"num_inference_steps": cfg.student_steps, **canvas, **self.info.call_defaults}
-        call = student_call(self.family, call) if self.student_guidance != self.guidance_scale else call
+        differs = self.sampling_guidance != self.teacher_guidance
+        call = student_call(self.family, call, cfg.sample_cfg or cfg.student_cfg) if differs else call
         return RunInfo(config=cfg, output_dir=self.output_dir, family=self.family.name,
                        pipeline_class=type(self.pipe).__name__, processes=self.processes, student_call=call,
                        teacher_steps=cfg.student_steps * self.teacher_subdivisions(cfg.student_steps),
-                       student_guidance_differs=self.student_guidance != self.guidance_scale,
+                       student_guidance_differs=differs,
                        solver=TRAINING_SOLVER, media=self.family.media)
 
     # ------------------------------------------------------------------ one rollout
@@ -190,8 +199,7 @@ class RatsTrainer:
         return (self.family.decode(latents, self.size).float() / 2 + 0.5).clamp(0, 1)
 
     def _chain(self, noise, cond, num_steps, **kwargs) -> Rollout:
-        return denoise(self.family, noise, cond, self.size, num_steps, true_cfg_scale=self.true_cfg_scale,
-                       record=True, solver=TRAINING_SOLVER, batch_guidance=self.config.batch_guidance, **kwargs)
+        return denoise(self.family, noise, cond, self.size, num_steps, record=True, solver=TRAINING_SOLVER, batch_guidance=self.config.batch_guidance, **kwargs)
 
     def student_steps_at(self, step: int) -> int:
         """K for this optimisation step: fixed, or drawn from student_steps_choices (a function of the
@@ -217,11 +225,11 @@ class RatsTrainer:
             # place, which must not happen while the student's graph holds them for backward.
             with self.ema.swapped(), torch.no_grad():
                 teacher = self._chain(noise, cond, k * m, sigmas=self.family.refined_sigmas(k, m),
-                                      guidance_scale=self.guidance_scale)
+                                      **self.teacher_guidance)
                 teacher_images = self.to_unit(teacher.latents)
                 r_teacher = self.reward.score(teacher_images, prompts).float()
         student = self._chain(noise, cond, k, grad=True, checkpoint=cfg.gradient_checkpointing,
-                              guidance_scale=self.student_guidance)
+                              **self.student_guidance)
         images = self.to_unit(student.latents)
         r_student = self.reward.score(images, prompts).float()
         horizons = cfg.horizon_indices if k == cfg.student_steps else list(range(k))
@@ -394,7 +402,7 @@ class RatsTrainer:
         noise = self.family.initial_noise(generators, self.size, torch.float32)
         with self._autocast():
             rollout = denoise(self.family, noise, cond, self.size, self.config.student_steps,
-                              guidance_scale=self.student_guidance, true_cfg_scale=self.true_cfg_scale,
+                              **self.sampling_guidance,
                               solver=TRAINING_SOLVER)
             return self.to_unit(rollout.latents)
 

@@ -78,7 +78,7 @@ def _reference(item: GeneratedImage, items: list[GeneratedImage]) -> GeneratedIm
 def scores_table(items: list[GeneratedImage]) -> tuple[list[str], list[list]]:
     """One row per output: its scores, and in parentheses the difference to the baseline."""
     rewards = list(dict.fromkeys(name for i in items for name in i.scores))
-    headers = ["column", "nfe", "latency_ms", *rewards]
+    headers = ["column", "nfe", "latency_ms", *rewards, "cfg"]
     rows = []
     for item in items:
         reference = None if item.label == "Baseline" else _reference(item, items)
@@ -87,7 +87,8 @@ def scores_table(items: list[GeneratedImage]) -> tuple[list[str], list[list]]:
             value = item.scores.get(name)
             delta = None if reference is None or value is None else value - reference.scores.get(name, value)
             cells.append("" if value is None else f"{value:.3f}" + ("" if delta is None else f" ({delta:+.3f})"))
-        rows.append([f"{item.label} @ {item.nfe}", item.nfe, round(item.latency_ms, 1), *cells])
+        rows.append([f"{item.label} @ {item.nfe}", item.nfe, round(item.latency_ms, 1), *cells,
+                     "" if item.cfg is None else item.cfg])
     return headers, rows
 
 

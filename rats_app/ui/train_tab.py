@@ -147,5 +147,6 @@ def build(ctx, shared) -> None:
     poll_outputs = [progress, curves, sample, shared["lora"], shared["lora_dir"], seen_run, seen_progress, resumable]
     timer.tick(poll, [seen_run, seen_progress, model_state], poll_outputs, api_visibility="private")
     shared["on_load"] += [(remember_browser, owner_token, owner_token),
+                          (world_defaults, shared["model"], form),  # the opened model's world, not TrainConfig's
                           (poll, [seen_run, seen_progress, model_state], poll_outputs),  # shown after a refresh too
                           (estimate_text, [*form, model_state], estimate)]
