@@ -95,12 +95,14 @@ def test_shipped_rats_lora_loads_in_plain_diffusers_and_matches_generate_rats(tm
     from rats_app.generate import main
 
     defaults = json.loads((DEFAULT_MODEL / "call_defaults.json").read_text())
+    student = json.loads((SHAPES.lora_dir / "rats.json").read_text())["call"]  # the plain call the LoRA runs with
+    assert student["num_inference_steps"] == 3
     pipe = FluxPipeline.from_pretrained(DEFAULT_MODEL)
     pipe.set_progress_bar_config(disable=True)
     kwargs = dict(num_inference_steps=3, height=64, width=64, **defaults)
     base = np.asarray(pipe(PROMPT, generator=torch.Generator("cpu").manual_seed(4), **kwargs).images[0]).astype(int)
     pipe.load_lora_weights(SHAPES.lora_dir)
-    rats = np.asarray(pipe(PROMPT, generator=torch.Generator("cpu").manual_seed(4), **kwargs).images[0]).astype(int)
+    rats = np.asarray(pipe(PROMPT, generator=torch.Generator("cpu").manual_seed(4), **student).images[0]).astype(int)
     assert np.abs(rats - base).max() > 10  # the LoRA changes the few-step image
     assert main(["--prompt", PROMPT, "--out", str(tmp_path / "r.png"), "--nfe", "3", "--seed", "4", "--rats"]) == 0
     ours = np.asarray(Image.open(tmp_path / "r.png").convert("RGB")).astype(int)

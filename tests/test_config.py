@@ -64,14 +64,18 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys):
 
 def test_a_worlds_model_trains_with_its_worlds_defaults(tiny_wan_dir):
     """A Moving Shapes model starts from that world's training defaults; key=value overrides and the
-    method preset still win; Shapes World's are TrainConfig's own."""
+    method preset still win; Shapes World's differ from TrainConfig's in five keys, among them the draw
+    weights of TrainConfig's student_steps_choices (a run that picks its own choices drops them)."""
     from rats_app.worlds import get_world
 
     defaults = get_world("moving-shapes").train_defaults()
-    assert defaults and get_world("shapes-world").train_defaults() == {}
+    shapes = get_world("shapes-world").train_defaults()
+    assert defaults and set(shapes) == {"student_cfg", "student_steps_weights", "steps", "teacher_steps", "watch_every"}
     parse = build_parser().parse_args
     cfg = resolve_config(parse(["--output-dir", "x", f"model={tiny_wan_dir}"]))
     assert {k: getattr(cfg, k) for k in defaults} == defaults
     assert resolve_config(parse(["--output-dir", "x", f"model={tiny_wan_dir}", "steps=7"])).steps == 7
     assert resolve_config(parse(["--output-dir", "x", "--preset", "reward", f"model={tiny_wan_dir}"])).alpha == 0.0
-    assert resolve_config(parse(["--output-dir", "x"])) == TrainConfig()
+    assert resolve_config(parse(["--output-dir", "x"])) == TrainConfig(**shapes)
+    own = resolve_config(parse(["--output-dir", "x", "student_steps_choices=[2,3]"]))
+    assert own.student_steps_weights == [] and own.student_cfg == shapes["student_cfg"]
