@@ -80,7 +80,8 @@ class TrainConfig:
                    choices=("soft", "hard", "always"))
     ema_decay: float = _f(0.998, "EMA decay of the teacher's LoRA (teacher = base + EMA of student LoRA)",
                           low=0.0, high=1.0)
-    student_cfg: float = _f(0.0, "classifier-free guidance scale the student is trained and sampled with "
+    student_cfg: float = _f(0.0, "classifier-free guidance scale the student is trained with (and sampled, "
+                            "unless sample_cfg) "
                             "(FLUX: true_cfg_scale; Wan, SD3: guidance_scale); 0 = the model's own. Ours: a scale "
                             "tuned for many steps overshoots in few (Shapes World: at CFG 3 a 2-step object lands "
                             "~20 RGB levels off its colour); a RATS LoRA records it and runs with it", low=0.0)

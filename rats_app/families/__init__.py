@@ -5,6 +5,8 @@
 | flux | FluxPipeline | 2x2 patches packed into tokens | FLUX-dev: distilled input; any: true CFG | same guidance as the teacher |
 | sd3 | StableDiffusion3Pipeline | B x C x h x w | classifier-free, one batched pass | no guidance: one pass per step |
 | wan | WanPipeline (video) | B x C x F x h x w | classifier-free, two passes | same guidance as the teacher |
+
+A run's ``student_cfg`` gives the student a classifier-free guidance scale of its own (``cfg_key``).
 """
 
 from __future__ import annotations
@@ -48,5 +50,16 @@ def student_call(family: ModelFamily, call: dict, cfg: float = 0.0) -> dict:
     return call
 
 
+def guidance_plan(family: ModelFamily, teacher: dict, student_cfg: float, sample_cfg: float) -> tuple:
+    """A RATS run's guidance: the teacher's, the student's in training and the one it samples with (each
+    ``guidance_scale`` and ``true_cfg_scale``), and the one negative prompt they share: encoded when any
+    of them runs classifier-free guidance (None: none does). ``teacher`` holds the model's call settings."""
+    calls = [teacher, student_call(family, teacher, student_cfg), student_call(family, teacher, sample_cfg)]
+    negatives = (family.negative_prompt_for(c["guidance_scale"], c["true_cfg_scale"], c.get("negative_prompt"))
+                 for c in calls)
+    return (*({k: c[k] for k in ("guidance_scale", "true_cfg_scale")} for c in calls),
+            next((n for n in negatives if n is not None), None))
+
+
 __all__ = ["Conditioning", "FAMILIES", "ModelFamily", "SUPPORTED_PIPELINES", "Size", "family_class", "family_of",
-           "student_call"]
+           "guidance_plan", "student_call"]

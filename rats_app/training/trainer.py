@@ -34,7 +34,7 @@ from rats_app.distributed import (
     shard_transformer,
 )
 from rats_app.errors import ConfigError
-from rats_app.families import Conditioning, Size, family_of, student_call
+from rats_app.families import Conditioning, Size, family_of, guidance_plan, student_call
 from rats_app.io import channels_last_uint8, filmstrip
 from rats_app.lora import EmaLora, add_lora, lora_parameters, lora_state_dict
 from rats_app.rats_loss import object_weights, rats_loss
@@ -99,16 +99,10 @@ class RatsTrainer:
         # or with its own CFG scale (student_cfg); its LoRA records the scale to sample with (sample_cfg, else that).
         self.guidance_scale = defaults.get("guidance_scale", self.family.default_guidance)
         self.true_cfg_scale = float(defaults.get("true_cfg_scale", 1.0))
-        self.teacher_guidance = {"guidance_scale": self.guidance_scale, "true_cfg_scale": self.true_cfg_scale}
-        teacher = {**self.teacher_guidance, "negative_prompt": defaults.get("negative_prompt")}
-        student = student_call(self.family, teacher, config.student_cfg)
-        sampling = student_call(self.family, teacher, config.sample_cfg or config.student_cfg)
-        self.student_guidance = {k: student[k] for k in self.teacher_guidance}
-        self.sampling_guidance = {k: sampling[k] for k in self.teacher_guidance}  # sample grids, the LoRA's record
-        # one negative prompt for all: encoded when any of them runs classifier-free guidance
-        negatives = (self.family.negative_prompt_for(c["guidance_scale"], c["true_cfg_scale"], c["negative_prompt"])
-                     for c in (teacher, student, sampling))
-        self.negative_prompt = next((n for n in negatives if n is not None), None)
+        self.teacher_guidance, self.student_guidance, self.sampling_guidance, self.negative_prompt = guidance_plan(
+            self.family, {"guidance_scale": self.guidance_scale, "true_cfg_scale": self.true_cfg_scale,
+                          "negative_prompt": defaults.get("negative_prompt")},
+            config.student_cfg, config.sample_cfg or config.student_cfg)
         self.params = add_lora(self.pipe.transformer, config.lora_rank, config.lora_alpha, config.lora_targets,
                                config.seed)
         for p in self.params.values():
@@ -199,7 +193,8 @@ class RatsTrainer:
         return (self.family.decode(latents, self.size).float() / 2 + 0.5).clamp(0, 1)
 
     def _chain(self, noise, cond, num_steps, **kwargs) -> Rollout:
-        return denoise(self.family, noise, cond, self.size, num_steps, record=True, solver=TRAINING_SOLVER, batch_guidance=self.config.batch_guidance, **kwargs)
+        return denoise(self.family, noise, cond, self.size, num_steps, record=True, solver=TRAINING_SOLVER,
+                       batch_guidance=self.config.batch_guidance, **kwargs)
 
     def student_steps_at(self, step: int) -> int:
         """K for this optimisation step: fixed, or drawn from student_steps_choices (a function of the
