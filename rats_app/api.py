@@ -160,25 +160,31 @@ class Studio:
             self._family.check_size(size)
         if lora is None:
             return size, call
-        return size, {**student_call(self._family, call), **trained_guidance(lora),
-                      "solver": lora_record(lora).get("solver", "native")}
+        record = lora_record(lora)
+        return size, {**student_call(self._family, call), **trained_guidance(record),
+                      "solver": record.get("solver", "native")}
 
     def generate_batch(self, prompts: list[str], seeds: list[int], nfe: int,
                        lora: str | Path | None = None) -> tuple[list, float]:
         """Outputs for checked prompts, one seed each, and the batch's latency in ms."""
+        outputs, latency, _ = self._generate_batch(prompts, seeds, nfe, lora)
+        return outputs, latency
+
+    def _generate_batch(self, prompts: list[str], seeds: list[int], nfe: int,
+                        lora: str | Path | None) -> tuple[list, float, dict]:
+        """generate_batch, and the sampler's keyword arguments it ran with."""
         self.load()
         size, call = self.call_settings(lora)
         with self._lock:
             self._use_lora(lora)  # outside inference mode: adapters loaded there could never train or reload
             start = time.perf_counter()
             outputs = generate(self._family, prompts, check_nfe(nfe), [int(s) for s in seeds], size, **call)
-            return outputs, (time.perf_counter() - start) * 1000
+            return outputs, (time.perf_counter() - start) * 1000, call
 
     def generate(self, prompt: str, seed: int, nfe: int, label: str, lora: str | Path | None = None) -> GeneratedImage:
         _, info = self.load()
-        outputs, latency = self.generate_batch([info.check_prompt(prompt)], [seed], nfe, lora)
-        cfg = self._family.cfg_scale(self.call_settings(lora)[1])
-        return GeneratedImage(outputs[0], label, check_nfe(nfe), latency, cfg=cfg)
+        outputs, latency, call = self._generate_batch([info.check_prompt(prompt)], [seed], nfe, lora)
+        return GeneratedImage(outputs[0], label, check_nfe(nfe), latency, cfg=self._family.cfg_scale(call))
 
     def score(self, items: list[GeneratedImage], prompt: str) -> None:
         """Fill each item's scores: every reward that loads (``reward_errors`` says why the others

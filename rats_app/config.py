@@ -194,6 +194,11 @@ class TrainConfig:
         return {k: p for k, p in sorted(shares.items()) if p > 0}
 
     @property
+    def sampling_cfg(self) -> float:
+        """The CFG scale the LoRA's record gives for sampling: sample_cfg, else student_cfg (0: the model's)."""
+        return self.sample_cfg or self.student_cfg
+
+    @property
     def trained_nfes(self) -> list[int]:
         """The student step counts this run trains (what its LoRA is made for)."""
         return list(self.student_steps_distribution)

@@ -182,10 +182,10 @@ def lora_record(path: str | os.PathLike) -> dict:
 GUIDANCE_KEYS = ("guidance_scale", "true_cfg_scale", "negative_prompt")
 
 
-def trained_guidance(path: str | os.PathLike) -> dict:
-    """The guidance a RATS LoRA was trained under, scales and negative prompt (its record's call: e.g.
-    its own CFG scale, student_cfg); {} for other LoRAs, which run with the model's."""
-    call = lora_record(path).get("call")
+def trained_guidance(record: dict) -> dict:
+    """The guidance a RATS LoRA samples with, scales and negative prompt, from its record (``lora_record``:
+    the call its run wrote, e.g. with its own CFG scale); {} for other LoRAs, which run with the model's."""
+    call = record.get("call")
     return {k: call[k] for k in GUIDANCE_KEYS if k in call} if isinstance(call, dict) else {}
 
 

@@ -102,7 +102,7 @@ class RatsTrainer:
         self.teacher_guidance, self.student_guidance, self.sampling_guidance, self.negative_prompt = guidance_plan(
             self.family, {"guidance_scale": self.guidance_scale, "true_cfg_scale": self.true_cfg_scale,
                           "negative_prompt": defaults.get("negative_prompt")},
-            config.student_cfg, config.sample_cfg or config.student_cfg)
+            config.student_cfg, config.sampling_cfg)
         self.params = add_lora(self.pipe.transformer, config.lora_rank, config.lora_alpha, config.lora_targets,
                                config.seed)
         for p in self.params.values():
@@ -158,7 +158,7 @@ class RatsTrainer:
             canvas["num_frames"] = self.size.frames
         call = {"num_inference_steps": cfg.student_steps, **canvas, **self.info.call_defaults}
         differs = self.sampling_guidance != self.teacher_guidance
-        call = student_call(self.family, call, cfg.sample_cfg or cfg.student_cfg) if differs else call
+        call = student_call(self.family, call, cfg.sampling_cfg) if differs else call
         return RunInfo(config=cfg, output_dir=self.output_dir, family=self.family.name,
                        pipeline_class=type(self.pipe).__name__, processes=self.processes, student_call=call,
                        teacher_steps=cfg.student_steps * self.teacher_subdivisions(cfg.student_steps),
