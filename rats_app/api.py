@@ -148,9 +148,9 @@ class Studio:
         return str(check_lora(pipe, lora))
 
     # ------------------------------------------------------------------ generation
-    def call_settings(self, lora: str | Path | None = None) -> tuple[Size, dict]:
+    def call_settings(self, lora: str | Path | None = None, nfe: int | None = None) -> tuple[Size, dict]:
         """The canvas and the sampler's keyword arguments: the model's call defaults, a preset's
-        overrides; for a RATS LoRA the guidance and the solver it was trained with."""
+        overrides; for a RATS LoRA the guidance (at ``nfe`` steps) and the solver it was trained with."""
         _, info = self.load()
         default = info.size(self._family)
         call = {**info.call_defaults, **self.call_overrides}
@@ -161,7 +161,7 @@ class Studio:
         if lora is None:
             return size, call
         record = lora_record(lora)
-        return size, {**student_call(self._family, call), **trained_guidance(record),
+        return size, {**student_call(self._family, call), **trained_guidance(record, nfe),
                       "solver": record.get("solver", "native")}
 
     def generate_batch(self, prompts: list[str], seeds: list[int], nfe: int,
@@ -174,7 +174,7 @@ class Studio:
                         lora: str | Path | None) -> tuple[list, float, dict]:
         """generate_batch, and the sampler's keyword arguments it ran with."""
         self.load()
-        size, call = self.call_settings(lora)
+        size, call = self.call_settings(lora, nfe)
         with self._lock:
             self._use_lora(lora)  # outside inference mode: adapters loaded there could never train or reload
             start = time.perf_counter()

@@ -89,6 +89,10 @@ class TrainConfig:
                            "generate, evaluate and its plain diffusers call); 0 = the scale it was trained with. "
                            "Ours: on Shapes World 1.5 for a student trained at 2 sharpened 1 and 2 steps but cost "
                            "held-out correctness at 3 to 8, so it stays off there", low=0.0)
+    sample_cfg_by_nfe: dict = _f({}, "the sampling CFG scale at chosen step counts, NFE: scale (e.g. {2: 1.75}); "
+                                 "the LoRA's record gives it for those budgets, sample_cfg for the others. Like "
+                                 "the per-step-count CFG that few-step LoRAs publish: the fewer the steps, the "
+                                 "further a scale tuned for more of them overshoots")
     # --- LoRA and optimisation
     lora_rank: int = _f(8, "LoRA rank", low=1, high=512)
     lora_alpha: float = _f(8.0, "LoRA alpha (scale = alpha / rank)", low=0.0, low_open=True)
@@ -167,6 +171,7 @@ class TrainConfig:
             # the sample grids and the LoRA's default NFE use student_steps: it must be a K that trains
             raise ConfigError(f"student_steps: {self.student_steps} has weight 0 in student_steps_weights "
                               f"{self.student_steps_weights}, so the run would never train it")
+        self.sample_cfg_by_nfe = nfe_scales(self.sample_cfg_by_nfe)
         if self.teacher_target != "x0_hat" and self.match_on != "x0":
             raise ConfigError(f"teacher_target: {self.teacher_target!r} needs match_on: 'x0' (a noisy state has no "
                               "final image)")
@@ -198,6 +203,10 @@ class TrainConfig:
         """The CFG scale the LoRA's record gives for sampling: sample_cfg, else student_cfg (0: the model's)."""
         return self.sample_cfg or self.student_cfg
 
+    def sampling_cfg_at(self, nfe: int) -> float:
+        """The CFG scale the LoRA's record gives for sampling at ``nfe`` steps (0: the model's)."""
+        return self.sample_cfg_by_nfe.get(nfe, self.sampling_cfg)
+
     @property
     def trained_nfes(self) -> list[int]:
         """The student step counts this run trains (what its LoRA is made for)."""
@@ -226,6 +235,19 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def nfe_scales(mapping: dict) -> dict[int, float]:
+    """sample_cfg_by_nfe as {int NFE: float scale}; keys read back from JSON are text ("2")."""
+    scales = {}
+    for nfe, scale in mapping.items():
+        key = int(nfe) if isinstance(nfe, str) and nfe.strip().isdigit() else nfe
+        if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= 50:
+            raise ConfigError(f"sample_cfg_by_nfe: {nfe!r} is not a step count in [1, 50]")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+            raise ConfigError(f"sample_cfg_by_nfe: the scale {scale!r} at NFE {key} must be a number > 0")
+        scales[key] = float(scale)
+    return dict(sorted(scales.items()))
 
 
 def with_world_defaults(data: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rats_app.config import TrainConfig
@@ -23,6 +25,11 @@ from rats_app.train import build_parser, main, resolve_config
     ({"gradient_checkpointing": 1}, "gradient_checkpointing: expected bool"),
     ({"student_steps": 5}, "student_steps: 5 is not one of student_steps_choices [1, 2, 3, 4, 6, 8]"),
     ({"student_steps_choices": [2, 4], "horizons": [0]}, "set student_steps_choices=[] to train one K"),
+    ({"sample_cfg_by_nfe": {0: 1.5}}, "sample_cfg_by_nfe: 0 is not a step count in [1, 50]"),
+    ({"sample_cfg_by_nfe": {"two": 1.5}}, "sample_cfg_by_nfe: 'two' is not a step count"),
+    ({"sample_cfg_by_nfe": {2: -1}}, "sample_cfg_by_nfe: the scale -1 at NFE 2 must be a number > 0"),
+    ({"sample_cfg_by_nfe": {2: float("nan")}}, "the scale nan at NFE 2"),
+    ({"sample_cfg_by_nfe": [2, 1.5]}, "sample_cfg_by_nfe: expected dict"),
 ])
 def test_bad_values_are_named(data, message):
     with pytest.raises(ConfigError) as info:
@@ -64,13 +71,14 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys):
 
 def test_a_worlds_model_trains_with_its_worlds_defaults(tiny_wan_dir):
     """A Moving Shapes model starts from that world's training defaults; key=value overrides and the
-    method preset still win; Shapes World's differ from TrainConfig's in five keys, among them the draw
+    method preset still win; Shapes World's differ from TrainConfig's in six keys, among them the draw
     weights of TrainConfig's student_steps_choices (a run that picks its own choices drops them)."""
     from rats_app.worlds import get_world
 
     defaults = get_world("moving-shapes").train_defaults()
     shapes = get_world("shapes-world").train_defaults()
-    assert defaults and set(shapes) == {"student_cfg", "student_steps_weights", "steps", "teacher_steps", "watch_every"}
+    assert defaults and set(shapes) == {"student_cfg", "sample_cfg_by_nfe", "student_steps_weights", "steps",
+                                         "teacher_steps", "watch_every"}
     parse = build_parser().parse_args
     cfg = resolve_config(parse(["--output-dir", "x", f"model={tiny_wan_dir}"]))
     assert {k: getattr(cfg, k) for k in defaults} == defaults
@@ -79,3 +87,12 @@ def test_a_worlds_model_trains_with_its_worlds_defaults(tiny_wan_dir):
     assert resolve_config(parse(["--output-dir", "x"])) == TrainConfig(**shapes)
     own = resolve_config(parse(["--output-dir", "x", "student_steps_choices=[2,3]"]))
     assert own.student_steps_weights == [] and own.student_cfg == shapes["student_cfg"]
+
+
+def test_sample_cfg_by_nfe_reads_json_keys_and_falls_back_to_the_sampling_scale():
+    """Keys come back from config.json as text: the same config either way; other budgets sample at
+    sample_cfg, else student_cfg."""
+    config = TrainConfig(student_cfg=2.0, sample_cfg_by_nfe={2: 1.75, 1: 1})
+    assert config.sample_cfg_by_nfe == {1: 1.0, 2: 1.75}
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config
+    assert [config.sampling_cfg_at(n) for n in (1, 2, 3)] == [1.0, 1.75, 2.0]

@@ -289,6 +289,44 @@ def test_student_cfg_trains_and_runs_the_student_at_its_own_scale(tmp_path, tiny
     assert np.abs(ours - np.asarray(unguided).astype(int)).max() > 3  # the scale made a difference
 
 
+def test_sample_cfg_by_nfe_records_and_runs_a_scale_per_budget(tmp_path, tiny_world_model_dir, train_tiny,
+                                                               tiny_prompts):
+    """sample_cfg_by_nfe: a budget samples at its own CFG scale (training is untouched); the record's
+    guidance_by_nfe says so, and Studio and plain diffusers given the call with those keys agree. A
+    scale > 1 at one budget alone still gets the negative prompt that FluxPipeline's true CFG needs."""
+    from diffusers import FluxPipeline
+
+    from rats_app.api import Studio
+    from rats_app.models import nfe_note
+
+    out = tmp_path / "run"
+    trained = train_tiny(out, steps=1, student_cfg=2.0, sample_cfg_by_nfe={2: 1.25, 3: 1.5},
+                         student_steps_choices=[1, 2, 3])
+    assert trained.sampling_guidance_by_nfe[3]["true_cfg_scale"] == 1.5  # the K = 3 sample grids
+    record = json.loads((out / "rats.json").read_text())
+    assert record["call"]["true_cfg_scale"] == 2.0
+    assert record["guidance_by_nfe"] == {"2": {"true_cfg_scale": 1.25}, "3": {"true_cfg_scale": 1.5}}
+    assert "At 2 steps: true_cfg_scale=1.25." in (out / "README.md").read_text()
+    assert nfe_note(out, 2).endswith("NFE 2 is one of them, sampled with true_cfg_scale=1.25 (its record's "
+                                     "setting for this budget).")
+    assert nfe_note(out, 1).endswith("NFE 1 is one of them.")
+    studio = Studio(tiny_world_model_dir, device="cpu")
+    assert [studio.call_settings(out, n)[1]["true_cfg_scale"] for n in (1, 2, 3, None)] == [2.0, 1.25, 1.5, 2.0]
+    image = studio.generate(tiny_prompts[0], 4, 2, "RATS", lora=out)
+    assert image.cfg == 1.25
+    pipe = FluxPipeline.from_pretrained(tiny_world_model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(out)
+    call = {**record["call"], **record["guidance_by_nfe"]["2"], "num_inference_steps": 2}
+    plain = pipe(tiny_prompts[0], generator=torch.Generator("cpu").manual_seed(4), **call).images[0]
+    assert np.abs(np.asarray(image.image).astype(int) - np.asarray(plain).astype(int)).max() <= 3
+
+    alone = train_tiny(tmp_path / "alone", steps=1, sample_cfg_by_nfe={2: 2.0})
+    assert alone.negative_prompt == "" and alone.sampling_guidance["true_cfg_scale"] == 1.0
+    assert json.loads((tmp_path / "alone" / "rats.json").read_text())["guidance_by_nfe"] == {
+        "2": {"true_cfg_scale": 2.0, "negative_prompt": ""}}
+
+
 def test_one_lora_for_several_budgets(tmp_path, train_tiny):
     """student_steps_choices: K drawn per step from the seed and the step (resumes draw the same), every
     student step matched, and the LoRA's record says which budgets it was trained for."""

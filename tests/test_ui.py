@@ -78,9 +78,10 @@ def test_form_values_round_trip_through_a_config():
 
     names = [f.name for f in form_fields()]
     config = TrainConfig(watch_rewards=["shapes", "clip"], lora_targets=["attn1.to_q", "ffn.net.2"],
-                         student_steps_choices=[2, 3]).to_dict()
+                         student_steps_choices=[2, 3], sample_cfg_by_nfe={2: 1.75, 1: 1.5}).to_dict()
     values = dict(zip(names, values_from_config(names, config)))
     assert values["watch_rewards"] == ["shapes", "clip"] and values["lora_targets"] == "attn1.to_q, ffn.net.2"
+    assert values["sample_cfg_by_nfe"] == "1: 1.5, 2: 1.75"
     assert values_from_config(["watch_rewards"], TrainConfig().to_dict()) == [[]]
     assert to_config_dict(names, list(values.values())) == {n: config[n] for n in names}
 
@@ -288,8 +289,10 @@ def test_browser_train_form_takes_the_chosen_worlds_defaults(page):
     expect(page.locator("#train-student-steps-choices textarea")).to_have_value("")
     page.get_by_text("Advanced", exact=True).click()
     expect(page.locator("#train-lora-targets textarea")).to_have_value(", ".join(defaults["lora_targets"]))
+    expect(page.locator("#train-sample-cfg-by-nfe textarea")).to_have_value("")
     page.locator("#model-select input").click()
     page.get_by_role("option", name=opened, exact=True).click()
     expect(steps).to_have_value("120", timeout=30_000)
     expect(page.locator("#train-student-steps-choices textarea")).to_have_value("1, 2, 3, 4, 6, 8")
     expect(page.locator("#train-lora-targets textarea")).to_have_value("to_q, to_k, to_v, to_out.0")
+    expect(page.locator("#train-sample-cfg-by-nfe textarea")).to_have_value("1: 1.75, 2: 1.75")

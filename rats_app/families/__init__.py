@@ -50,15 +50,19 @@ def student_call(family: ModelFamily, call: dict, cfg: float = 0.0) -> dict:
     return call
 
 
-def guidance_plan(family: ModelFamily, teacher: dict, student_cfg: float, sample_cfg: float) -> tuple:
-    """A RATS run's guidance: the teacher's, the student's in training and the one it samples with (each
-    ``guidance_scale`` and ``true_cfg_scale``), and the one negative prompt they share: encoded when any
-    of them runs classifier-free guidance (None: none does). ``teacher`` holds the model's call settings."""
-    calls = [teacher, student_call(family, teacher, student_cfg), student_call(family, teacher, sample_cfg)]
+def guidance_plan(family: ModelFamily, teacher: dict, student_cfg: float, sample_cfg: float,
+                  sample_cfg_by_nfe: dict[int, float] | None = None) -> tuple:
+    """A RATS run's guidance: the teacher's, the student's in training, the one it samples with and the
+    ones it samples with at chosen step counts ({nfe: guidance}) (each ``guidance_scale`` and
+    ``true_cfg_scale``), and the one negative prompt they share: encoded when any of them runs
+    classifier-free guidance (None: none does). ``teacher`` holds the model's call settings."""
+    by_nfe = sample_cfg_by_nfe or {}
+    calls = [teacher, student_call(family, teacher, student_cfg), student_call(family, teacher, sample_cfg),
+             *(student_call(family, teacher, cfg) for cfg in by_nfe.values())]
     negatives = (family.negative_prompt_for(c["guidance_scale"], c["true_cfg_scale"], c.get("negative_prompt"))
                  for c in calls)
-    return (*({k: c[k] for k in ("guidance_scale", "true_cfg_scale")} for c in calls),
-            next((n for n in negatives if n is not None), None))
+    scales = [{k: c[k] for k in ("guidance_scale", "true_cfg_scale")} for c in calls]
+    return (*scales[:3], dict(zip(by_nfe, scales[3:])), next((n for n in negatives if n is not None), None))
 
 
 __all__ = ["Conditioning", "FAMILIES", "ModelFamily", "SUPPORTED_PIPELINES", "Size", "family_class", "family_of",

@@ -45,7 +45,7 @@ def student_record(run: RunInfo) -> dict:
     return {"solver": run.solver, "student_steps": run.config.student_steps,
             "trained_nfes": run.config.trained_nfes, "family": run.family,
             "pipeline": run.pipeline_class, "media": run.media, "base_model": run.config.model,
-            "call": run.student_call}
+            "call": run.student_call, **({"guidance_by_nfe": run.guidance_by_nfe} if run.guidance_by_nfe else {})}
 RESUMABLE_CHANGES = {"steps", "sample_every", "checkpoint_every", "checkpoint_minutes", "device", "watch_every",
                      "parallel"}
 ARCHIVE = Path("archive")  # a finished run trained on keeps its LoRA here first: archive/step-000040/
@@ -213,6 +213,13 @@ def _literal(value) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)  # "" as in the docs
 
 
+def _by_nfe_lines(by_nfe: dict) -> str:
+    """The budgets that sample with other guidance than the call above, one line each."""
+    lines = [f"At {n} step{'' if n == '1' else 's'}: " + ", ".join(f"{k}={_literal(v)}" for k, v in keys.items()) + "."
+             for n, keys in by_nfe.items()]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def model_card(run: RunInfo, step: int, stopped: bool, rows: list[dict]) -> str:
     cfg = run.config
     last = rows[-20:]
@@ -240,7 +247,7 @@ pipe = {run.pipeline_class}.from_pretrained("{cfg.model}")
 pipe.load_lora_weights("{run.output_dir}")
 output = pipe(prompt{call})
 ```
-
+{_by_nfe_lines(run.guidance_by_nfe)}
 | setting | value |
 |---|---|
 | preset | {cfg.preset} |

@@ -99,10 +99,11 @@ class RatsTrainer:
         # or with its own CFG scale (student_cfg); its LoRA records the scale to sample with (sample_cfg, else that).
         self.guidance_scale = defaults.get("guidance_scale", self.family.default_guidance)
         self.true_cfg_scale = float(defaults.get("true_cfg_scale", 1.0))
-        self.teacher_guidance, self.student_guidance, self.sampling_guidance, self.negative_prompt = guidance_plan(
+        (self.teacher_guidance, self.student_guidance, self.sampling_guidance, self.sampling_guidance_by_nfe,
+         self.negative_prompt) = guidance_plan(
             self.family, {"guidance_scale": self.guidance_scale, "true_cfg_scale": self.true_cfg_scale,
                           "negative_prompt": defaults.get("negative_prompt")},
-            config.student_cfg, config.sampling_cfg)
+            config.student_cfg, config.sampling_cfg, config.sample_cfg_by_nfe)
         self.params = add_lora(self.pipe.transformer, config.lora_rank, config.lora_alpha, config.lora_targets,
                                config.seed)
         for p in self.params.values():
@@ -159,10 +160,13 @@ class RatsTrainer:
         call = {"num_inference_steps": cfg.student_steps, **canvas, **self.info.call_defaults}
         differs = self.sampling_guidance != self.teacher_guidance
         call = student_call(self.family, call, cfg.sampling_cfg) if differs else call
+        # budgets with a sampling scale of their own: the guidance keys their call changes
+        by_nfe = {str(n): {k: v for k, v in student_call(self.family, call, scale).items() if call.get(k) != v}
+                  for n, scale in cfg.sample_cfg_by_nfe.items()}
         return RunInfo(config=cfg, output_dir=self.output_dir, family=self.family.name,
                        pipeline_class=type(self.pipe).__name__, processes=self.processes, student_call=call,
                        teacher_steps=cfg.student_steps * self.teacher_subdivisions(cfg.student_steps),
-                       student_guidance_differs=differs,
+                       student_guidance_differs=differs, guidance_by_nfe=by_nfe,
                        solver=TRAINING_SOLVER, media=self.family.media)
 
     # ------------------------------------------------------------------ one rollout
@@ -396,8 +400,9 @@ class RatsTrainer:
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         noise = self.family.initial_noise(generators, self.size, torch.float32)
         with self._autocast():
-            rollout = denoise(self.family, noise, cond, self.size, self.config.student_steps,
-                              **self.sampling_guidance,
+            k = self.config.student_steps
+            rollout = denoise(self.family, noise, cond, self.size, k,
+                              **self.sampling_guidance_by_nfe.get(k, self.sampling_guidance),
                               solver=TRAINING_SOLVER)
             return self.to_unit(rollout.latents)
 

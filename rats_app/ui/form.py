@@ -12,6 +12,7 @@ from dataclasses import Field, fields
 import gradio as gr
 
 from rats_app.config import TrainConfig
+from rats_app.errors import UserError
 from rats_app.fields import default_of
 
 # Chosen elsewhere on the page (model, prompt source) or meaningless in a browser session.
@@ -52,6 +53,9 @@ def component_for(f: Field, rewards: list[str]):
     if isinstance(default, list):
         return gr.Textbox(value=", ".join(map(str, default)), label=label, info=info + " (comma-separated)",
                           elem_id=elem_id)
+    if isinstance(default, dict):
+        return gr.Textbox(value=_mapping_text(default), label=label, info=info + " (comma-separated key: value)",
+                          elem_id=elem_id)
     if isinstance(default, (int, float)):
         return gr.Number(value=default, precision=0 if isinstance(default, int) else None, label=label, info=info,
                          elem_id=elem_id)
@@ -82,6 +86,18 @@ def _number_list(text: str, name: str) -> list:
     return [check_number(x, name) for x in text.split(",") if x.strip()]
 
 
+def _mapping_text(mapping: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in mapping.items())
+
+
+def _number_mapping(text: str, name: str) -> dict:
+    """'2: 1.75, 1: 1.5' -> {2: 1.75, 1: 1.5} (TrainConfig checks the keys and values)."""
+    pairs = [item.split(":") for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise UserError(f"{name} must look like '2: 1.75, 1: 1.5', got {text!r}")
+    return dict(zip(_number_list(",".join(k for k, _ in pairs), name), _number_list(",".join(v for _, v in pairs), name)))
+
+
 def to_config_dict(names: list[str], values: list) -> dict:
     """Form values -> config keys (lists parsed from comma-separated text); TrainConfig validates."""
     by_name = {f.name: f for f in form_fields()}
@@ -91,6 +107,8 @@ def to_config_dict(names: list[str], values: list) -> dict:
         if isinstance(default, list) and isinstance(value, str):
             value = (_number_list(value, name) if name in LIST_OF_NUMBERS
                      else [x.strip() for x in value.split(",") if x.strip()])
+        elif isinstance(default, dict) and isinstance(value, str):
+            value = _number_mapping(value, name)
         data[name] = value
     return data
 
@@ -98,5 +116,9 @@ def to_config_dict(names: list[str], values: list) -> dict:
 def values_from_config(names: list[str], config: dict) -> list:
     """Config keys -> the form's values, in the form's order (lists as comma-separated text, a
     multiselect's as the list itself): what ``to_config_dict`` reads back into the same keys."""
-    return [", ".join(map(str, config[n])) if isinstance(config[n], list) and n not in MULTISELECT else config[n]
-            for n in names]
+    def shown(name: str, value):
+        if isinstance(value, dict):
+            return _mapping_text(value)
+        return ", ".join(map(str, value)) if isinstance(value, list) and name not in MULTISELECT else value
+
+    return [shown(n, config[n]) for n in names]
