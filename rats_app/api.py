@@ -26,7 +26,7 @@ from rats_app.models import (
     load_pipeline,
     lora_record,
     resolve_lora,
-    trained_guidance,
+    trained_call,
 )
 from rats_app.sampler import generate
 from rats_app.worlds.base import TRUTH_PREFIX, truth_scores  # noqa: F401 (TRUTH_PREFIX: part of the API)
@@ -161,7 +161,7 @@ class Studio:
         if lora is None:
             return size, call
         record = lora_record(lora)
-        return size, {**student_call(self._family, call), **trained_guidance(record, nfe),
+        return size, {**student_call(self._family, call), **trained_call(record, nfe),
                       "solver": record.get("solver", "native")}
 
     def generate_batch(self, prompts: list[str], seeds: list[int], nfe: int,

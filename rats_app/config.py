@@ -89,6 +89,15 @@ class TrainConfig:
                            "generate, evaluate and its plain diffusers call); 0 = the scale it was trained with. "
                            "Ours: on Shapes World 1.5 for a student trained at 2 sharpened 1 and 2 steps but cost "
                            "held-out correctness at 3 to 8, so it stays off there", low=0.0)
+    student_sigmas_by_nfe: dict = _f({}, "the student's own step grid at chosen step counts, NFE: sigmas before the "
+                                     "shift (e.g. {2: [1.0, 0.6]}; K values from 1 down, the last above 0): it is "
+                                     "trained on that grid (its horizons; the teacher's refined grid contains it) "
+                                     "and the LoRA's record samples that budget with it (the pipeline's `sigmas`). "
+                                     "Few-step students sample best where their last step starts (as LCM, TCD and "
+                                     "Lightning pick their timesteps)")
+    sample_sigmas_by_nfe: dict = _f({}, "the step grid the LoRA's record gives for sampling at chosen step counts, "
+                                    "NFE: sigmas (as student_sigmas_by_nfe, which it overrides for sampling); "
+                                    "training is untouched")
     sample_cfg_by_nfe: dict = _f({}, "the sampling CFG scale at chosen step counts, NFE: scale (e.g. {2: 1.75}); "
                                  "the LoRA's record gives it for those budgets, sample_cfg for the others. Like "
                                  "the per-step-count CFG that few-step LoRAs publish: the fewer the steps, the "
@@ -172,6 +181,8 @@ class TrainConfig:
             raise ConfigError(f"student_steps: {self.student_steps} has weight 0 in student_steps_weights "
                               f"{self.student_steps_weights}, so the run would never train it")
         self.sample_cfg_by_nfe = nfe_scales(self.sample_cfg_by_nfe)
+        self.student_sigmas_by_nfe = nfe_grids(self.student_sigmas_by_nfe, "student_sigmas_by_nfe")
+        self.sample_sigmas_by_nfe = nfe_grids(self.sample_sigmas_by_nfe, "sample_sigmas_by_nfe")
         if self.teacher_target != "x0_hat" and self.match_on != "x0":
             raise ConfigError(f"teacher_target: {self.teacher_target!r} needs match_on: 'x0' (a noisy state has no "
                               "final image)")
@@ -202,6 +213,11 @@ class TrainConfig:
     def sampling_cfg(self) -> float:
         """The CFG scale the LoRA's record gives for sampling: sample_cfg, else student_cfg (0: the model's)."""
         return self.sample_cfg or self.student_cfg
+
+    @property
+    def sampling_sigmas_by_nfe(self) -> dict[int, list[float]]:
+        """The grids the LoRA's record gives for sampling: the student's own, where not overridden."""
+        return dict(sorted({**self.student_sigmas_by_nfe, **self.sample_sigmas_by_nfe}.items()))
 
     def sampling_cfg_at(self, nfe: int) -> float:
         """The CFG scale the LoRA's record gives for sampling at ``nfe`` steps (0: the model's)."""
@@ -237,13 +253,33 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+def _nfe_key(name: str, nfe) -> int:
+    """A by-NFE mapping's key as an int; keys read back from JSON are text ("2")."""
+    key = int(nfe) if isinstance(nfe, str) and nfe.strip().isdigit() else nfe
+    if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= 50:
+        raise ConfigError(f"{name}: {nfe!r} is not a step count in [1, 50]")
+    return key
+
+
+def nfe_grids(mapping: dict, name: str) -> dict[int, list[float]]:
+    """A by-NFE grid field as {int NFE: its grid}: NFE values, falling from at most 1 and above 0."""
+    grids = {}
+    for nfe, grid in mapping.items():
+        key = _nfe_key(name, nfe)
+        numbers = isinstance(grid, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in grid)
+        if not numbers or len(grid) != key:
+            raise ConfigError(f"{name}: {grid!r} at NFE {key} must be a list of {key} sigmas")
+        if not (1.0 >= grid[0] and grid[-1] > 0 and all(a > b for a, b in zip(grid, grid[1:]))):
+            raise ConfigError(f"{name}: {grid!r} at NFE {key} must fall from at most 1 to above 0")
+        grids[key] = [float(v) for v in grid]
+    return dict(sorted(grids.items()))
+
+
 def nfe_scales(mapping: dict) -> dict[int, float]:
-    """sample_cfg_by_nfe as {int NFE: float scale}; keys read back from JSON are text ("2")."""
+    """sample_cfg_by_nfe as {int NFE: float scale}."""
     scales = {}
     for nfe, scale in mapping.items():
-        key = int(nfe) if isinstance(nfe, str) and nfe.strip().isdigit() else nfe
-        if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= 50:
-            raise ConfigError(f"sample_cfg_by_nfe: {nfe!r} is not a step count in [1, 50]")
+        key = _nfe_key("sample_cfg_by_nfe", nfe)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
             raise ConfigError(f"sample_cfg_by_nfe: the scale {scale!r} at NFE {key} must be a number > 0")
         scales[key] = float(scale)

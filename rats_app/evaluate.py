@@ -28,7 +28,15 @@ import numpy as np
 
 from rats_app.errors import UserError, run_cli
 from rats_app.io import check_writable, read_prompts, save_png, to_uint8_frames
-from rats_app.models import DEFAULT_MODEL, check_nfe, check_seed, read_model_info, resolve_lora
+from rats_app.models import (
+    DEFAULT_MODEL,
+    check_nfe,
+    check_seed,
+    lora_record,
+    read_model_info,
+    resolve_lora,
+    trained_call,
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     with tqdm(total=len(variants) * len(prompts), unit="img", disable=args.quiet) as bar:
         for v in variants:
             folder = out / "images" / v.name / f"nfe{v.nfe:03d}"
-            _keep_cache_if_same(folder, {"model": str(args.model), "seed": args.seed, "lora": _lora_identity(v.lora)})
+            _keep_cache_if_same(folder, {"model": str(args.model), "seed": args.seed,
+                                         "lora": _lora_identity(v.lora, v.nfe)})
             images = _images(studio, v, prompts, args.seed, folder, bar, batch)
             rows.append(_measure(studio, v, prompts, images, world))
     _add_deltas(rows)
@@ -125,14 +134,18 @@ def run(args: argparse.Namespace) -> list[dict]:
 CACHE_SOURCE = "source.json"
 
 
-def _lora_identity(path: str | None) -> dict | None:
-    """What a variant's LoRA is, by content: a LoRA retrained in place under the same name is another one."""
+def _lora_identity(path: str | None, nfe: int) -> dict | None:
+    """What a variant's LoRA is at ``nfe`` steps, by content: a LoRA retrained in place under the same
+    name is another one, and so is one whose rats.json now samples that budget otherwise (its CFG scale,
+    its grid or its solver)."""
     import hashlib
 
     if path is None:
         return None
     file = resolve_lora(path)
-    return {"path": str(file), "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+    record = lora_record(file)
+    return {"path": str(file), "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+            "call": trained_call(record, nfe), "solver": record.get("solver")}
 
 
 def _keep_cache_if_same(folder: Path, source: dict) -> None:

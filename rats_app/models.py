@@ -180,17 +180,19 @@ def lora_record(path: str | os.PathLike) -> dict:
 
 
 GUIDANCE_KEYS = ("guidance_scale", "true_cfg_scale", "negative_prompt")
+BUDGET_KEYS = (*GUIDANCE_KEYS, "sigmas")  # what a RATS LoRA's call_by_nfe may set for one budget
 
 
-def trained_guidance(record: dict, nfe: int | None = None) -> dict:
-    """The guidance a RATS LoRA samples with at ``nfe`` steps, scales and negative prompt, from its record
-    (``lora_record``: the call its run wrote, e.g. with its own CFG scale, and the keys its
-    ``guidance_by_nfe`` changes for that budget); {} for other LoRAs, which run with the model's."""
+def trained_call(record: dict, nfe: int | None = None) -> dict:
+    """The call keys a RATS LoRA samples with at ``nfe`` steps, from its record (``lora_record``): the
+    guidance its run wrote in ``call`` (scales and negative prompt, e.g. a CFG scale of its own), and
+    what its ``call_by_nfe`` sets for that budget (a scale, a step grid ``sigmas``); {} for other
+    LoRAs, which run with the model's."""
     call = record.get("call")
-    guidance = {k: call[k] for k in GUIDANCE_KEYS if k in call} if isinstance(call, dict) else {}
-    by_nfe = record.get("guidance_by_nfe")
+    keys = {k: call[k] for k in GUIDANCE_KEYS if k in call} if isinstance(call, dict) else {}
+    by_nfe = record.get("call_by_nfe")
     at_nfe = by_nfe.get(str(nfe)) if isinstance(by_nfe, dict) and nfe is not None else None
-    return {**guidance, **{k: at_nfe[k] for k in GUIDANCE_KEYS if k in at_nfe}} if isinstance(at_nfe, dict) else guidance
+    return {**keys, **{k: at_nfe[k] for k in BUDGET_KEYS if k in at_nfe}} if isinstance(at_nfe, dict) else keys
 
 
 def trained_nfes(path: str | os.PathLike) -> list[int]:
@@ -217,7 +219,7 @@ def nfe_note(path: str | os.PathLike | None, nfe: int) -> str:
         return (f"RATS LoRA trained for NFE {listed} only: at NFE {nfe} it runs outside its training, and may be "
                 "no better than the baseline.")
     record = lora_record(path)
-    own = {k: v for k, v in trained_guidance(record, nfe).items() if v != trained_guidance(record).get(k)}
+    own = {k: v for k, v in trained_call(record, nfe).items() if v != trained_call(record).get(k)}
     settings = ", ".join(f"{k}={v}" for k, v in own.items() if k != "negative_prompt")
     return f"RATS LoRA trained for NFE {listed}: NFE {nfe} is one of them" + (
         f", sampled with {settings} (its record's setting for this budget)." if settings else ".")

@@ -106,16 +106,21 @@ def denoise(family: ModelFamily, latents: torch.Tensor, cond: Conditioning, size
 @torch.no_grad()
 def generate(family: ModelFamily, prompts: list[str], num_steps: int, seeds: list[int], size: Size,
              max_sequence_length: int | None = None, guidance_scale: float | None = None,
-             true_cfg_scale: float = 1.0, negative_prompt: str | None = None, solver: str = "native") -> list:
+             true_cfg_scale: float = 1.0, negative_prompt: str | None = None, solver: str = "native",
+             sigmas: list[float] | None = None) -> list:
     """What the plain pipeline returns for these prompts, one seed each (images: PIL).
 
-    ``max_sequence_length`` None is the pipeline's default."""
+    ``max_sequence_length`` None is the pipeline's default; ``sigmas``: the pipeline's own keyword, a
+    grid of num_steps values (before the shift) instead of its default one (Euler only)."""
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+    if sigmas is not None and len(sigmas) != num_steps:
+        raise ValueError(f"a grid of {len(sigmas)} sigmas for {num_steps} steps")
     negative = family.negative_prompt_for(guidance_scale, true_cfg_scale, negative_prompt)
     cond = family.encode(prompts, max_sequence_length or family.default_max_sequence_length, negative)
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     noise = family.initial_noise(generators, size, cond.prompt_embeds.dtype)
     rollout = denoise(family, noise, cond, size, num_steps, guidance_scale=guidance_scale,
-                      true_cfg_scale=true_cfg_scale, solver=solver)
+                      true_cfg_scale=true_cfg_scale, solver=solver,
+                      sigmas=None if sigmas is None else np.asarray(sigmas, dtype=np.float64))
     return family.postprocess(family.decode(rollout.latents, size))

@@ -30,6 +30,12 @@ from rats_app.train import build_parser, main, resolve_config
     ({"sample_cfg_by_nfe": {2: -1}}, "sample_cfg_by_nfe: the scale -1 at NFE 2 must be a number > 0"),
     ({"sample_cfg_by_nfe": {2: float("nan")}}, "the scale nan at NFE 2"),
     ({"sample_cfg_by_nfe": [2, 1.5]}, "sample_cfg_by_nfe: expected dict"),
+    ({"student_sigmas_by_nfe": {2: [1.0]}}, "student_sigmas_by_nfe: [1.0] at NFE 2 must be a list of 2 sigmas"),
+    ({"student_sigmas_by_nfe": {2: [1.0, 1.2]}}, "[1.0, 1.2] at NFE 2 must fall from at most 1 to above 0"),
+    ({"student_sigmas_by_nfe": {2: [1.0, 0.0]}}, "must fall from at most 1 to above 0"),
+    ({"student_sigmas_by_nfe": {2: [1.5, 0.5]}}, "must fall from at most 1 to above 0"),
+    ({"student_sigmas_by_nfe": {2: "1, 0.5"}}, "must be a list of 2 sigmas"),
+    ({"student_sigmas_by_nfe": {51: [1.0]}}, "student_sigmas_by_nfe: 51 is not a step count in [1, 50]"),
 ])
 def test_bad_values_are_named(data, message):
     with pytest.raises(ConfigError) as info:
@@ -71,14 +77,14 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys):
 
 def test_a_worlds_model_trains_with_its_worlds_defaults(tiny_wan_dir):
     """A Moving Shapes model starts from that world's training defaults; key=value overrides and the
-    method preset still win; Shapes World's differ from TrainConfig's in six keys, among them the draw
+    method preset still win; Shapes World's differ from TrainConfig's in seven keys, among them the draw
     weights of TrainConfig's student_steps_choices (a run that picks its own choices drops them)."""
     from rats_app.worlds import get_world
 
     defaults = get_world("moving-shapes").train_defaults()
     shapes = get_world("shapes-world").train_defaults()
-    assert defaults and set(shapes) == {"student_cfg", "sample_cfg_by_nfe", "student_steps_weights", "steps",
-                                         "teacher_steps", "watch_every"}
+    assert defaults and set(shapes) == {"student_cfg", "sample_cfg_by_nfe", "sample_sigmas_by_nfe",
+                                         "student_steps_weights", "steps", "teacher_steps", "watch_every"}
     parse = build_parser().parse_args
     cfg = resolve_config(parse(["--output-dir", "x", f"model={tiny_wan_dir}"]))
     assert {k: getattr(cfg, k) for k in defaults} == defaults
@@ -96,3 +102,9 @@ def test_sample_cfg_by_nfe_reads_json_keys_and_falls_back_to_the_sampling_scale(
     assert config.sample_cfg_by_nfe == {1: 1.0, 2: 1.75}
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config
     assert [config.sampling_cfg_at(n) for n in (1, 2, 3)] == [1.0, 1.75, 2.0]
+
+
+def test_student_sigmas_by_nfe_reads_json_keys():
+    config = TrainConfig(student_sigmas_by_nfe={"2": [1, 0.6]})
+    assert config.student_sigmas_by_nfe == {2: [1.0, 0.6]}
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config

@@ -44,6 +44,13 @@ def test_evaluate_writes_paper_style_tables_and_resumes(tiny_env, capsys):
     stamps = [p.stat().st_mtime_ns for p in cached]
     assert main(args) == 0  # resumes: nothing regenerated
     assert [p.stat().st_mtime_ns for p in cached] == stamps
+    record = json.loads((lora / "rats.json").read_text())
+    (lora / "rats.json").write_text(json.dumps({**record, "call_by_nfe": {"2": {"true_cfg_scale": 1.5}}}))
+    assert main(args) == 0  # the LoRA now samples 2 steps otherwise: those images alone are made again
+    again = [str(p.relative_to(out)) for p, t in zip(cached, stamps) if p.stat().st_mtime_ns != t]
+    assert again == [f"images/rats/nfe002/{i:04d}.png" for i in range(3)]
+    (lora / "rats.json").write_text(json.dumps(record))
+    assert main(args) == 0
     screen = out.parent / "screen"
     assert main(args[:1] + [str(screen)] + args[2:] + ["--loras-only"]) == 0  # only the LoRA's rows, same values
     rows = json.loads((screen / "results.json").read_text())["rows"]

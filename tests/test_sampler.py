@@ -75,3 +75,20 @@ def test_flux_true_cfg_is_pixel_identical_to_plain_diffusers(family, tiny_world_
                     **kwargs).images[0]
         assert np.abs(np.asarray(image).astype(int) - np.asarray(ref).astype(int)).max() <= 3
     assert np.abs(np.asarray(ours[0]).astype(int) - np.asarray(without).astype(int)).max() > 3
+
+
+def test_a_custom_grid_is_pixel_identical_to_plain_diffusers(family, tiny_world_model_dir):
+    """``sigmas``: FluxPipeline's own keyword (a budget's grid in a RATS LoRA's call_by_nfe); its
+    length must be the step count."""
+    from diffusers import FluxPipeline
+
+    plain = FluxPipeline.from_pretrained(tiny_world_model_dir)
+    plain.set_progress_bar_config(disable=True)
+    ours = generate(family, [PROMPT], 2, [5], SIZE, max_sequence_length=16, sigmas=[1.0, 0.7])[0]
+    default = generate(family, [PROMPT], 2, [5], SIZE, max_sequence_length=16)[0]
+    ref = plain(PROMPT, num_inference_steps=2, sigmas=[1.0, 0.7], height=64, width=64, max_sequence_length=16,
+                generator=torch.Generator().manual_seed(5)).images[0]
+    assert np.abs(np.asarray(ours).astype(int) - np.asarray(ref).astype(int)).max() <= 3
+    assert np.abs(np.asarray(ours).astype(int) - np.asarray(default).astype(int)).max() > 3
+    with pytest.raises(ValueError, match="a grid of 3 sigmas for 2 steps"):
+        generate(family, [PROMPT], 2, [5], SIZE, sigmas=[1.0, 0.7, 0.3])

@@ -292,7 +292,7 @@ def test_student_cfg_trains_and_runs_the_student_at_its_own_scale(tmp_path, tiny
 def test_sample_cfg_by_nfe_records_and_runs_a_scale_per_budget(tmp_path, tiny_world_model_dir, train_tiny,
                                                                tiny_prompts):
     """sample_cfg_by_nfe: a budget samples at its own CFG scale (training is untouched); the record's
-    guidance_by_nfe says so, and Studio and plain diffusers given the call with those keys agree. A
+    call_by_nfe says so, and Studio and plain diffusers given the call with those keys agree. A
     scale > 1 at one budget alone still gets the negative prompt that FluxPipeline's true CFG needs."""
     from diffusers import FluxPipeline
 
@@ -305,7 +305,7 @@ def test_sample_cfg_by_nfe_records_and_runs_a_scale_per_budget(tmp_path, tiny_wo
     assert trained.sampling_guidance_by_nfe[3]["true_cfg_scale"] == 1.5  # the K = 3 sample grids
     record = json.loads((out / "rats.json").read_text())
     assert record["call"]["true_cfg_scale"] == 2.0
-    assert record["guidance_by_nfe"] == {"2": {"true_cfg_scale": 1.25}, "3": {"true_cfg_scale": 1.5}}
+    assert record["call_by_nfe"] == {"2": {"true_cfg_scale": 1.25}, "3": {"true_cfg_scale": 1.5}}
     assert "At 2 steps: true_cfg_scale=1.25." in (out / "README.md").read_text()
     assert nfe_note(out, 2).endswith("NFE 2 is one of them, sampled with true_cfg_scale=1.25 (its record's "
                                      "setting for this budget).")
@@ -317,14 +317,50 @@ def test_sample_cfg_by_nfe_records_and_runs_a_scale_per_budget(tmp_path, tiny_wo
     pipe = FluxPipeline.from_pretrained(tiny_world_model_dir)
     pipe.set_progress_bar_config(disable=True)
     pipe.load_lora_weights(out)
-    call = {**record["call"], **record["guidance_by_nfe"]["2"], "num_inference_steps": 2}
+    call = {**record["call"], **record["call_by_nfe"]["2"], "num_inference_steps": 2}
     plain = pipe(tiny_prompts[0], generator=torch.Generator("cpu").manual_seed(4), **call).images[0]
     assert np.abs(np.asarray(image.image).astype(int) - np.asarray(plain).astype(int)).max() <= 3
 
     alone = train_tiny(tmp_path / "alone", steps=1, sample_cfg_by_nfe={2: 2.0})
     assert alone.negative_prompt == "" and alone.sampling_guidance["true_cfg_scale"] == 1.0
-    assert json.loads((tmp_path / "alone" / "rats.json").read_text())["guidance_by_nfe"] == {
+    assert json.loads((tmp_path / "alone" / "rats.json").read_text())["call_by_nfe"] == {
         "2": {"true_cfg_scale": 2.0, "negative_prompt": ""}}
+
+
+def test_student_sigmas_by_nfe_trains_and_samples_the_students_own_grid(tmp_path, tiny_world_model_dir, train_tiny,
+                                                                        tiny_prompts):
+    """student_sigmas_by_nfe: at that K the student rolls out on its own grid and the teacher on a refinement
+    of it (its points included); the record's call_by_nfe carries the grid, and Studio samples that
+    budget with it, pixel-identical to FluxPipeline given ``sigmas``."""
+    from diffusers import FluxPipeline
+
+    from rats_app.api import Studio
+
+    out = tmp_path / "run"
+    trainer = train_tiny(out, steps=1, student_steps_choices=[2, 3], student_sigmas_by_nfe={2: [1.0, 0.6]},
+                         sample_cfg_by_nfe={2: 1.5})
+    result = trainer.rollout(*trainer.batch(0), student_steps=2)
+    assert np.allclose(result.student.sigmas.numpy(), [1.0, 0.6, 0.0])
+    assert np.allclose(result.teacher.sigmas.numpy(), [1.0, 0.6 + 0.8 / 3, 0.6 + 0.4 / 3, 0.6, 0.4, 0.2, 0.0])  # m = 3
+    assert len(trainer.rollout(*trainer.batch(0), student_steps=3).student.sigmas) == 4  # the model's grid
+    record = json.loads((out / "rats.json").read_text())
+    assert record["call_by_nfe"] == {"2": {"true_cfg_scale": 1.5, "negative_prompt": "", "sigmas": [1.0, 0.6]}}
+    studio = Studio(tiny_world_model_dir, device="cpu")
+    assert studio.call_settings(out, 2)[1]["sigmas"] == [1.0, 0.6] and "sigmas" not in studio.call_settings(out, 3)[1]
+    image = studio.generate(tiny_prompts[0], 4, 2, "RATS", lora=out).image
+    pipe = FluxPipeline.from_pretrained(tiny_world_model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(out)
+    call = {**record["call"], **record["call_by_nfe"]["2"], "num_inference_steps": 2}
+    plain = pipe(tiny_prompts[0], generator=torch.Generator("cpu").manual_seed(4), **call).images[0]
+    assert np.abs(np.asarray(image).astype(int) - np.asarray(plain).astype(int)).max() <= 3
+    assert "At 2 steps: true_cfg_scale=1.5, negative_prompt=\"\", sigmas=[1.0, 0.6]." in (out / "README.md").read_text()
+    # sample_sigmas_by_nfe: a grid to sample with alone (training keeps the model's grid)
+    other = train_tiny(tmp_path / "sampled", steps=1, student_steps_choices=[2, 3],
+                       sample_sigmas_by_nfe={2: [1.0, 0.5]})
+    assert len(other.rollout(*other.batch(0), student_steps=2).teacher.sigmas) == 7  # the model's refined grid
+    assert other.student_grid(2) is None and list(other.student_grid(2, sampling=True)) == [1.0, 0.5]
+    assert json.loads((tmp_path / "sampled" / "rats.json").read_text())["call_by_nfe"] == {"2": {"sigmas": [1.0, 0.5]}}
 
 
 def test_one_lora_for_several_budgets(tmp_path, train_tiny):

@@ -78,12 +78,17 @@ def test_form_values_round_trip_through_a_config():
 
     names = [f.name for f in form_fields()]
     config = TrainConfig(watch_rewards=["shapes", "clip"], lora_targets=["attn1.to_q", "ffn.net.2"],
-                         student_steps_choices=[2, 3], sample_cfg_by_nfe={2: 1.75, 1: 1.5}).to_dict()
+                         student_steps_choices=[2, 3], sample_cfg_by_nfe={2: 1.75, 1: 1.5},
+                         student_sigmas_by_nfe={2: [1.0, 0.6], 1: [0.9]}).to_dict()
     values = dict(zip(names, values_from_config(names, config)))
     assert values["watch_rewards"] == ["shapes", "clip"] and values["lora_targets"] == "attn1.to_q, ffn.net.2"
-    assert values["sample_cfg_by_nfe"] == "1: 1.5, 2: 1.75"
+    assert values["sample_cfg_by_nfe"] == "1: 1.5, 2: 1.75" and values["student_sigmas_by_nfe"] == "1: 0.9, 2: 1.0 0.6"
     assert values_from_config(["watch_rewards"], TrainConfig().to_dict()) == [[]]
     assert to_config_dict(names, list(values.values())) == {n: config[n] for n in names}
+    for name, text in (("sample_cfg_by_nfe", "2 1.75"), ("sample_cfg_by_nfe", "2: 1.0 0.6"),
+                       ("student_sigmas_by_nfe", "2:"), ("student_sigmas_by_nfe", "2: 1.0: 0.6")):
+        with pytest.raises(UserError, match=f"{name} must look like"):
+            to_config_dict([name], [text])
 
 
 def test_lora_upload_validation_keeps_nothing_bad(env, tmp_path):
@@ -296,3 +301,4 @@ def test_browser_train_form_takes_the_chosen_worlds_defaults(page):
     expect(page.locator("#train-student-steps-choices textarea")).to_have_value("1, 2, 3, 4, 6, 8")
     expect(page.locator("#train-lora-targets textarea")).to_have_value("to_q, to_k, to_v, to_out.0")
     expect(page.locator("#train-sample-cfg-by-nfe textarea")).to_have_value("1: 1.75, 2: 1.75")
+    expect(page.locator("#train-sample-sigmas-by-nfe textarea")).to_have_value("2: 1.0 0.6")

@@ -291,3 +291,14 @@ def test_train_tab_trains_a_video_lora_that_compare_lists(tmp_path, tiny_wan_dir
     assert "finished" in handlers.progress_text(jobs)
     video = Studio(tiny_wan_dir, device="cpu", reward_names=["shapes"])
     assert out in handlers.lora_choices(jobs, video).values()
+
+
+def test_a_student_grid_is_refused_where_the_plain_call_takes_no_sigmas(tmp_path, prepare_tiny, tiny_wan_dir):
+    """WanPipeline's call has no ``sigmas``: a LoRA trained on its own grid could not be sampled outside
+    RATS Studio, so the run stops before any work and says why."""
+    from rats_app.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="WanPipeline's call takes no sigmas"):
+        prepare_tiny(tmp_path / "run", model_dir=tiny_wan_dir, prompts=PROMPTS, reward="shapes",
+                     student_sigmas_by_nfe={3: [1.0, 0.6, 0.3]})
+    assert not (tmp_path / "run" / "pytorch_lora_weights.safetensors").exists()

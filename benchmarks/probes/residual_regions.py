@@ -1,13 +1,18 @@
 """Where Shapes World's fit residual lives: object edge, object interior or background.
 
-    python benchmarks/probes/residual_regions.py EVAL_DIR [--prompts world-train] [--images 60]
+    python benchmarks/probes/residual_regions.py EVAL_DIR [--prompts world-train] [--images 60] [--vae DIR] [--match-sigma S]
 
 EVAL_DIR: an `rats_app.evaluate --out-dir` run on the same prompts, count and seed 0 (its images/).
 For each image the checker's fit (rats_app.worlds.fidelity) is redone, and its squared residual is
 split by where the pixel lies against the fitted (unblurred) shape: the edge band (within 1.5 px of
 the outline, inside or out: rims, halos, ringing), the interior and the background beyond it
 (texture, stray marks). Each column is that region's share in RMS units, so the three squared add up
-to the residual squared; `bg std` is the background's own spread around its fitted colour.
+to the residual squared; `bg std` is the background's own spread around its fitted colour. With --vae
+(e.g. assets/shapes-flux/vae) two reference rows come first: clean renders of the same prompts and
+that VAE's reconstructions of them, the floor a generator decoding through it starts from. With
+--match-sigma S every image sharper than S is first blurred to it (a Gaussian of sqrt(S² − σ²) on top of
+its fitted σ): the residual of images at equal sharpness, so a sharp image's edges, which leave more
+residual for the same misplacement, are not counted against it.
 """
 import argparse
 from pathlib import Path
@@ -19,7 +24,7 @@ from scipy.ndimage import distance_transform_edt
 from rats_app.evaluate import load_prompts
 from rats_app.worlds import get_world
 from rats_app.worlds.fidelity import _colours, _soft_coverage
-from rats_app.worlds.raster import coverage
+from rats_app.worlds.raster import coverage, gaussian_blur
 from rats_app.worlds.reading import box_from_mask, segment
 from rats_app.worlds.shapes.checker import fit_scene
 from rats_app.worlds.shapes.prompts import parse_prompt
@@ -30,6 +35,8 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("eval_dir", type=Path)
 parser.add_argument("--prompts", default="world-train")
 parser.add_argument("--images", type=int, default=60)
+parser.add_argument("--vae", type=Path)
+parser.add_argument("--match-sigma", type=float, default=0.0)
 args = parser.parse_args()
 prompts = load_prompts(args.prompts, args.images, get_world("shapes-world"), 0)
 
@@ -40,6 +47,9 @@ def regions(image: np.ndarray, prompt: str) -> tuple[float, ...] | None:
     if box is None:
         return None
     fit = fit_scene(image, scene, box)
+    if fit.sigma < args.match_sigma:
+        image = gaussian_blur(image, float(np.sqrt(args.match_sigma ** 2 - fit.sigma ** 2)))
+        fit = fit_scene(image, scene, box)
     canvas = image.shape[0]
     soft = _soft_coverage(scene.shape, np.array([fit.cx, fit.cy, fit.side, fit.sigma]), canvas)
     background, obj, _ = _colours(image, soft)
@@ -53,10 +63,29 @@ def regions(image: np.ndarray, prompt: str) -> tuple[float, ...] | None:
             float(np.sqrt(squared[~inside & ~edge].mean() / 3)))
 
 
+def reference_sets() -> dict[str, list[np.ndarray]]:
+    """Clean renders of the prompts and the VAE's reconstructions of them (benchmarks/probes/_renders)."""
+    from _renders import reconstruct  # run as a script: its folder is on sys.path
+    from diffusers import AutoencoderKL
+
+    from rats_app.worlds.shapes.render import render_scene, sample_scene
+
+    rng = np.random.default_rng(0)
+    samples = [sample_scene(p, rng, p_degraded=0.0) for p in prompts]
+    recon, _, _ = reconstruct(AutoencoderKL.from_pretrained(args.vae).eval(), samples)
+    return {"clean render": [np.asarray(render_scene(s), np.float64) for s in samples],
+            "VAE reconstruction": [np.asarray(r, np.float64) for r in recon]}
+
+
+def row(name: str, nfe: str, images: list[np.ndarray]) -> str:
+    r = np.median(np.array([x for x in (regions(i, p) for i, p in zip(images, prompts)) if x is not None]), axis=0)
+    return f"| {name} | {nfe} | " + " | ".join(f"{v:.2f}" for v in r) + " |"
+
+
 print(f"| variant | NFE | residual (median) | edge band ≤ {EDGE_PX} px | interior | background | bg std |\n"
       "|---|---|---|---|---|---|---|")
+for name, images in (reference_sets() if args.vae else {}).items():
+    print(row(name, "", images))
 for folder in sorted(args.eval_dir.glob("images/*/nfe*")):
-    rows = [regions(np.asarray(Image.open(folder / f"{i:04d}.png").convert("RGB"), np.float64), p)
-            for i, p in enumerate(prompts)]
-    r = np.median(np.array([row for row in rows if row is not None]), axis=0)
-    print(f"| {folder.parent.name} | {int(folder.name[3:])} | " + " | ".join(f"{v:.2f}" for v in r) + " |")
+    print(row(folder.parent.name, str(int(folder.name[3:])),
+              [np.asarray(Image.open(folder / f"{i:04d}.png").convert("RGB"), np.float64) for i in range(len(prompts))]))

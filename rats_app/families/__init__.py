@@ -65,5 +65,15 @@ def guidance_plan(family: ModelFamily, teacher: dict, student_cfg: float, sample
     return (*scales[:3], dict(zip(by_nfe, scales[3:])), next((n for n in negatives if n is not None), None))
 
 
-__all__ = ["Conditioning", "FAMILIES", "ModelFamily", "SUPPORTED_PIPELINES", "Size", "family_class", "family_of",
-           "guidance_plan", "student_call"]
+def budget_calls(family: ModelFamily, call: dict, scales: dict[int, float], grids: dict[int, list[float]]) -> dict:
+    """A RATS LoRA's ``call_by_nfe``: for each budget with a CFG scale or a sigma grid of its own, the
+    keys of ``call`` that change ({"2": {"true_cfg_scale": 1.75, "sigmas": [1.0, 0.6]}})."""
+    by_nfe = {n: {k: v for k, v in student_call(family, call, scale).items() if call.get(k) != v}
+              for n, scale in scales.items()}
+    for n, grid in grids.items():
+        by_nfe[n] = {**by_nfe.get(n, {}), "sigmas": grid}
+    return {str(n): keys for n, keys in sorted(by_nfe.items())}
+
+
+__all__ = ["Conditioning", "FAMILIES", "ModelFamily", "SUPPORTED_PIPELINES", "Size", "budget_calls", "family_class",
+           "family_of", "guidance_plan", "student_call"]

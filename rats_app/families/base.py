@@ -67,6 +67,14 @@ class Conditioning:
                                for f in fields(self)})
 
 
+def refine(grid: np.ndarray, subdivisions: int) -> np.ndarray:
+    """A sigma grid (before the shift, without its final 0) with every interval, the last one down to
+    0 included, cut into ``subdivisions`` equal parts: a teacher's grid that contains the student's."""
+    ends = np.append(np.asarray(grid, dtype=np.float64), 0.0)
+    fractions = np.arange(subdivisions) / subdivisions
+    return (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * fractions[None, :]).reshape(-1)
+
+
 class ModelFamily(ABC):
     """One diffusers pipeline class, as the sampler and the trainer drive it."""
 
@@ -145,9 +153,7 @@ class ModelFamily(ABC):
         Each interval of the base grid is cut into equal parts, including the last one down to
         sigma = 0 (the scheduler appends that 0), so the shifted grids nest too: the shift is monotone.
         """
-        ends = np.append(self.base_sigmas(num_steps), 0.0)
-        fractions = np.arange(subdivisions) / subdivisions
-        return (ends[:-1, None] + (ends[1:] - ends[:-1])[:, None] * fractions[None, :]).reshape(-1)
+        return refine(self.base_sigmas(num_steps), subdivisions)
 
     def passes_mu(self, scheduler) -> bool:
         """Whether the pipeline passes ``mu`` (the dynamic shift) to set_timesteps."""

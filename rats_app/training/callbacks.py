@@ -46,7 +46,7 @@ class RunInfo:
     student_guidance_differs: bool  # the student runs with another guidance than the teacher (SD3)
     solver: str = "euler"           # the sampler solver the student trained with (rats_app.sampler)
     media: str = "image"
-    guidance_by_nfe: dict = field(default_factory=dict)  # "NFE" -> the call keys it samples with instead
+    call_by_nfe: dict = field(default_factory=dict)  # "NFE" -> the call keys it samples with instead
 
 
 @dataclass(frozen=True)

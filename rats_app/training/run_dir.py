@@ -45,7 +45,7 @@ def student_record(run: RunInfo) -> dict:
     return {"solver": run.solver, "student_steps": run.config.student_steps,
             "trained_nfes": run.config.trained_nfes, "family": run.family,
             "pipeline": run.pipeline_class, "media": run.media, "base_model": run.config.model,
-            "call": run.student_call, **({"guidance_by_nfe": run.guidance_by_nfe} if run.guidance_by_nfe else {})}
+            "call": run.student_call, **({"call_by_nfe": run.call_by_nfe} if run.call_by_nfe else {})}
 RESUMABLE_CHANGES = {"steps", "sample_every", "checkpoint_every", "checkpoint_minutes", "device", "watch_every",
                      "parallel"}
 ARCHIVE = Path("archive")  # a finished run trained on keeps its LoRA here first: archive/step-000040/
@@ -247,7 +247,7 @@ pipe = {run.pipeline_class}.from_pretrained("{cfg.model}")
 pipe.load_lora_weights("{run.output_dir}")
 output = pipe(prompt{call})
 ```
-{_by_nfe_lines(run.guidance_by_nfe)}
+{_by_nfe_lines(run.call_by_nfe)}
 | setting | value |
 |---|---|
 | preset | {cfg.preset} |

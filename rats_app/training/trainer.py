@@ -15,6 +15,7 @@ file layout. Several processes: data parallel (LoRA gradients averaged) or FSDP 
 
 from __future__ import annotations
 
+import inspect
 import math
 import resource
 import time
@@ -34,7 +35,8 @@ from rats_app.distributed import (
     shard_transformer,
 )
 from rats_app.errors import ConfigError
-from rats_app.families import Conditioning, Size, family_of, guidance_plan, student_call
+from rats_app.families import Conditioning, Size, budget_calls, family_of, guidance_plan, student_call
+from rats_app.families.base import refine
 from rats_app.io import channels_last_uint8, filmstrip
 from rats_app.lora import EmaLora, add_lora, lora_parameters, lora_state_dict
 from rats_app.rats_loss import object_weights, rats_loss
@@ -89,6 +91,10 @@ class RatsTrainer:
         self.prompts = components.prompts
         self.device = self.family.device
         self.dtype = self.pipe.transformer.dtype
+        if config.sampling_sigmas_by_nfe and "sigmas" not in inspect.signature(type(self.pipe).__call__).parameters:
+            name = "student_sigmas_by_nfe" if config.student_sigmas_by_nfe else "sample_sigmas_by_nfe"
+            raise ConfigError(f"{name}: {type(self.pipe).__name__}'s call takes no sigmas, so the LoRA could not "
+                              "be sampled on its own grid outside RATS Studio; leave it empty")
         self.size: Size = self.info.size(self.family)
         if self.family.media == "video":
             self.family.check_size(self.size)  # a bad frame count or canvas fails here, before any work
@@ -160,13 +166,11 @@ class RatsTrainer:
         call = {"num_inference_steps": cfg.student_steps, **canvas, **self.info.call_defaults}
         differs = self.sampling_guidance != self.teacher_guidance
         call = student_call(self.family, call, cfg.sampling_cfg) if differs else call
-        # budgets with a sampling scale of their own: the guidance keys their call changes
-        by_nfe = {str(n): {k: v for k, v in student_call(self.family, call, scale).items() if call.get(k) != v}
-                  for n, scale in cfg.sample_cfg_by_nfe.items()}
+        by_nfe = budget_calls(self.family, call, cfg.sample_cfg_by_nfe, cfg.sampling_sigmas_by_nfe)
         return RunInfo(config=cfg, output_dir=self.output_dir, family=self.family.name,
                        pipeline_class=type(self.pipe).__name__, processes=self.processes, student_call=call,
                        teacher_steps=cfg.student_steps * self.teacher_subdivisions(cfg.student_steps),
-                       student_guidance_differs=differs, guidance_by_nfe=by_nfe,
+                       student_guidance_differs=differs, call_by_nfe=by_nfe,
                        solver=TRAINING_SOLVER, media=self.family.media)
 
     # ------------------------------------------------------------------ one rollout
@@ -212,22 +216,30 @@ class RatsTrainer:
         shares = self.config.student_steps_distribution
         return int(rng.choice(list(shares), p=list(shares.values())))
 
+    def student_grid(self, k: int, sampling: bool = False) -> np.ndarray | None:
+        """The student's sigma grid at K steps, to train on (student_sigmas_by_nfe) or to sample with
+        (sample_sigmas_by_nfe over that); None: the model's."""
+        grids = self.config.sampling_sigmas_by_nfe if sampling else self.config.student_sigmas_by_nfe
+        grid = grids.get(k)
+        return None if grid is None else np.asarray(grid, dtype=np.float64)
+
     def rollout(self, prompts: list[str], noise: torch.Tensor, student_steps: int | None = None) -> RolloutResult:
         """Teacher chain (no gradients), student chain (with gradients) and both rewards, from one noise."""
         cfg = self.config
         k = student_steps or cfg.student_steps
         m = self.teacher_subdivisions(k)
+        grid = self.student_grid(k)
         cond = self._condition(prompts)
         teacher = None
         if cfg.alpha > 0:
             # The teacher goes first: swapping the EMA LoRA in and out modifies the LoRA weights in
             # place, which must not happen while the student's graph holds them for backward.
             with self.ema.swapped(), torch.no_grad():
-                teacher = self._chain(noise, cond, k * m, sigmas=self.family.refined_sigmas(k, m),
-                                      **self.teacher_guidance)
+                teacher_grid = self.family.refined_sigmas(k, m) if grid is None else refine(grid, m)
+                teacher = self._chain(noise, cond, k * m, sigmas=teacher_grid, **self.teacher_guidance)
                 teacher_images = self.to_unit(teacher.latents)
                 r_teacher = self.reward.score(teacher_images, prompts).float()
-        student = self._chain(noise, cond, k, grad=True, checkpoint=cfg.gradient_checkpointing,
+        student = self._chain(noise, cond, k, sigmas=grid, grad=True, checkpoint=cfg.gradient_checkpointing,
                               **self.student_guidance)
         images = self.to_unit(student.latents)
         r_student = self.reward.score(images, prompts).float()
@@ -401,7 +413,7 @@ class RatsTrainer:
         noise = self.family.initial_noise(generators, self.size, torch.float32)
         with self._autocast():
             k = self.config.student_steps
-            rollout = denoise(self.family, noise, cond, self.size, k,
+            rollout = denoise(self.family, noise, cond, self.size, k, sigmas=self.student_grid(k, sampling=True),
                               **self.sampling_guidance_by_nfe.get(k, self.sampling_guidance),
                               solver=TRAINING_SOLVER)
             return self.to_unit(rollout.latents)

@@ -20,6 +20,7 @@ EXCLUDED = ("model", "prompts", "device", "parallel", "sample_prompts")
 LABELS = {"alpha": "α (matching weight)", "tau": "τ (gate temperature)", "reward_weight": "λ (reward weight)",
           "student_steps": "student steps (K)", "steps": "steps", "batch_size": "batch"}
 LIST_OF_NUMBERS = ("horizons", "horizon_weights", "student_steps_choices", "student_steps_weights")
+MAPPING_OF_LISTS = ("student_sigmas_by_nfe", "sample_sigmas_by_nfe")  # dict fields whose values are lists of numbers
 MULTISELECT = ("watch_rewards",)  # list fields shown as a multiselect dropdown, whose value is the list itself
 
 
@@ -87,15 +88,21 @@ def _number_list(text: str, name: str) -> list:
 
 
 def _mapping_text(mapping: dict) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in mapping.items())
+    """{2: 1.75} -> '2: 1.75'; {2: [1.0, 0.6]} -> '2: 1.0 0.6' (a list's numbers space-separated)."""
+    return ", ".join(f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in mapping.items())
 
 
 def _number_mapping(text: str, name: str) -> dict:
-    """'2: 1.75, 1: 1.5' -> {2: 1.75, 1: 1.5} (TrainConfig checks the keys and values)."""
+    """What _mapping_text writes, back (TrainConfig checks the keys and values)."""
+    example = "'2: 1.0 0.6, 3: 1.0 0.7 0.4'" if name in MAPPING_OF_LISTS else "'2: 1.75, 1: 1.5'"
     pairs = [item.split(":") for item in text.split(",") if item.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise UserError(f"{name} must look like '2: 1.75, 1: 1.5', got {text!r}")
-    return dict(zip(_number_list(",".join(k for k, _ in pairs), name), _number_list(",".join(v for _, v in pairs), name)))
+    if any(len(pair) != 2 or not pair[1].split() for pair in pairs):
+        raise UserError(f"{name} must look like {example}, got {text!r}")
+    values = [_number_list(",".join(v.split()), name) for _, v in pairs]
+    if name not in MAPPING_OF_LISTS and any(len(v) != 1 for v in values):
+        raise UserError(f"{name} must look like {example}, got {text!r}")
+    keys = _number_list(",".join(k for k, _ in pairs), name)
+    return {k: v if name in MAPPING_OF_LISTS else v[0] for k, v in zip(keys, values)}
 
 
 def to_config_dict(names: list[str], values: list) -> dict:

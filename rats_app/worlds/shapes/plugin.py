@@ -38,12 +38,13 @@ class ShapesWorld(World):
     def train_defaults(self) -> dict:
         # CFG 3 is this teacher's scale at 50 steps; in one or two steps it overshoots colour (the 2-step
         # object ~20 RGB levels off its palette). The student is trained and sampled at CFG 2, with K = 2
-        # drawn twice as often (it learns slowest), and sampled at 1.75 at 1 and 2 steps: nearer the ideal
-        # render on both prompt sets there, where the same scale at 3 to 8 cost held-out correctness and
-        # sharpness (docs/method.md, 2026-12-06). An 8-step teacher grid, 120 steps and a truth line every
-        # 20 steps keep the run within 3 minutes on two CPU cores.
-        return {"student_cfg": 2.0, "sample_cfg_by_nfe": {1: 1.75, 2: 1.75}, "student_steps_weights": [1, 2, 1, 1, 1, 1],
-                "steps": 120, "teacher_steps": 8, "watch_every": 20}
+        # drawn twice as often (it learns slowest). At 1 and 2 steps it samples at 1.75, and at 2 on the
+        # grid [1, 0.6] (its last step starts less noisy, so it draws sharper): nearer the ideal render on
+        # both prompt sets, where 1.75 at 3 to 8 steps, or training on that grid, cost held-out correctness
+        # (docs/method.md, 2026-12-06). An 8-step teacher grid, 120 steps and a truth line every 20 steps
+        # keep the run within 3 minutes on two CPU cores.
+        return {"student_cfg": 2.0, "sample_cfg_by_nfe": {1: 1.75, 2: 1.75}, "sample_sigmas_by_nfe": {2: [1.0, 0.6]},
+                "student_steps_weights": [1, 2, 1, 1, 1, 1], "steps": 120, "teacher_steps": 8, "watch_every": 20}
 
     def check(self, media: np.ndarray, prompt: str):
         from rats_app.worlds.shapes.checker import check_image
