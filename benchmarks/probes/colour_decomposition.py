@@ -8,34 +8,22 @@ For each image the checker's fit (rats_app.worlds.fidelity) is redone and report
 - the distance (RGB, 0-255) of the fitted background and object colours from the prompt's palette,
 - how far the object colour moved toward the background (1 = it took the background's colour).
 """
-import argparse
-from pathlib import Path
 
 import numpy as np
+from _eval_dir import eval_dir_args, fit_image  # run as a script: its folder is on sys.path
 from PIL import Image
 
-from rats_app.evaluate import load_prompts
-from rats_app.worlds import get_world
 from rats_app.worlds.palette import BACKGROUNDS, COLORS
 from rats_app.worlds.raster import coverage
-from rats_app.worlds.reading import box_from_mask, segment
-from rats_app.worlds.shapes.checker import fit_scene
-from rats_app.worlds.shapes.prompts import parse_prompt
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("eval_dir", type=Path)
-parser.add_argument("--prompts", default="world-train")
-parser.add_argument("--images", type=int, default=60)
-args = parser.parse_args()
-prompts = load_prompts(args.prompts, args.images, get_world("shapes-world"), 0)
+args, prompts = eval_dir_args(__doc__)
 
 
 def measure(image: np.ndarray, prompt: str) -> tuple[float, ...] | None:
-    scene = parse_prompt(prompt)
-    box = box_from_mask(segment(image).alpha > 0.5)
-    if box is None:
+    fitted = fit_image(image, prompt)
+    if fitted is None:
         return None
-    fit = fit_scene(image, scene, box)
+    scene, _, fit = fitted
     background, obj = np.asarray(BACKGROUNDS[scene.background], float), np.asarray(COLORS[scene.color], float)
     alpha = coverage(scene.shape, fit.cx, fit.cy, fit.side, image.shape[0])[..., None]
     own_colours = np.asarray(fit.background) * (1 - alpha) + np.asarray(fit.object) * alpha

@@ -14,39 +14,28 @@ that VAE's reconstructions of them, the floor a generator decoding through it st
 its fitted σ): the residual of images at equal sharpness, so a sharp image's edges, which leave more
 residual for the same misplacement, are not counted against it.
 """
-import argparse
 from pathlib import Path
 
 import numpy as np
+from _eval_dir import eval_dir_args, fit_image  # run as a script: its folder is on sys.path
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
-from rats_app.evaluate import load_prompts
-from rats_app.worlds import get_world
 from rats_app.worlds.fidelity import _colours, _soft_coverage
 from rats_app.worlds.raster import coverage, gaussian_blur
-from rats_app.worlds.reading import box_from_mask, segment
 from rats_app.worlds.shapes.checker import fit_scene
-from rats_app.worlds.shapes.prompts import parse_prompt
 
 EDGE_PX = 1.5
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("eval_dir", type=Path)
-parser.add_argument("--prompts", default="world-train")
-parser.add_argument("--images", type=int, default=60)
-parser.add_argument("--vae", type=Path)
-parser.add_argument("--match-sigma", type=float, default=0.0)
-args = parser.parse_args()
-prompts = load_prompts(args.prompts, args.images, get_world("shapes-world"), 0)
+args, prompts = eval_dir_args(__doc__, lambda parser: (parser.add_argument("--vae", type=Path),
+                                                        parser.add_argument("--match-sigma", type=float, default=0.0)))
 
 
 def regions(image: np.ndarray, prompt: str) -> tuple[float, ...] | None:
-    scene = parse_prompt(prompt)
-    box = box_from_mask(segment(image).alpha > 0.5)
-    if box is None:
+    fitted = fit_image(image, prompt)
+    if fitted is None:
         return None
-    fit = fit_scene(image, scene, box)
+    scene, box, fit = fitted
     if fit.sigma < args.match_sigma:
         image = gaussian_blur(image, float(np.sqrt(args.match_sigma ** 2 - fit.sigma ** 2)))
         fit = fit_scene(image, scene, box)
