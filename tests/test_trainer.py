@@ -363,6 +363,13 @@ def test_student_sigmas_by_nfe_trains_and_samples_the_students_own_grid(tmp_path
     assert json.loads((tmp_path / "sampled" / "rats.json").read_text())["call_by_nfe"] == {"2": {"sigmas": [1.0, 0.5]}}
 
 
+def test_a_run_with_by_nfe_settings_resumes(tmp_path, train_tiny):
+    """config.json gives the by-NFE fields' keys back as text: the resume check compares like with like."""
+    by_nfe = {"sample_cfg_by_nfe": {2: 1.5}, "sample_sigmas_by_nfe": {2: [1.0, 0.6]}}
+    train_tiny(tmp_path / "run", steps=1, **by_nfe)
+    assert train_tiny(tmp_path / "run", resume=True, steps=2, **by_nfe).step == 2
+
+
 def test_one_lora_for_several_budgets(tmp_path, train_tiny):
     """student_steps_choices: K drawn per step from the seed and the step (resumes draw the same), every
     student step matched, and the LoRA's record says which budgets it was trained for."""

@@ -67,6 +67,10 @@ def test_training_form_errors_name_the_field(env):
         handlers.start_training(env["jobs"], {}, "Typed list", "  \n", None)
     with pytest.raises(UserError, match="steps must be an integer"):
         handlers.start_training(env["jobs"], {"steps": 2.5}, handlers.WORLD_PROMPTS, "", None)
+    with pytest.raises(ConfigError, match="sample_sigmas_by_nfe: \\[0.5\\] at NFE 2 must be a list of 2 sigmas"):
+        handlers.start_training(env["jobs"], {"sample_sigmas_by_nfe": {2: [0.5]}}, handlers.WORLD_PROMPTS, "", None)
+    config = handlers.build_train_config({"sample_cfg_by_nfe": {}, "student_sigmas_by_nfe": {2: [1.0, 0.6]}})
+    assert config.sample_cfg_by_nfe == {} and config.student_sigmas_by_nfe == {2: [1.0, 0.6]}
 
 
 def test_form_values_round_trip_through_a_config():

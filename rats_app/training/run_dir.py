@@ -111,8 +111,9 @@ def check_run_dir(output_dir: str | Path, config: TrainConfig, resume: bool) -> 
             raise ConfigError(f"output dir {out} already holds {what}; choose a new directory, "
                               "or pass --resume to continue the run in it")
         return None
-    saved = saved_config(out)
-    changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES)
+    # Compared as JSON writes them: a by-NFE field's keys come back from config.json as text ("2")
+    saved, current = (json.loads(json.dumps(c)) for c in (saved_config(out), config.to_dict()))
+    changed = sorted(k for k, v in current.items() if saved.get(k) != v and k not in RESUMABLE_CHANGES)
     if changed:
         raise ConfigError(f"cannot resume {out}: config differs from the run's in {', '.join(changed)}")
     state = _load_checkpoint(out)

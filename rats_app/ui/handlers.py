@@ -178,7 +178,7 @@ def build_train_config(form: dict) -> TrainConfig:
     """Form values -> validated TrainConfig (ConfigError names the bad field)."""
     data = dict(form)
     for f in fields(TrainConfig):
-        if f.name in data and data[f.name] is not None and not isinstance(default_of(f), (bool, str, list)):
+        if f.name in data and data[f.name] is not None and not isinstance(default_of(f), (bool, str, list, dict)):
             kind = type(default_of(f))
             data[f.name] = check_int(data[f.name], f.name) if kind is int else check_number(data[f.name], f.name)
     return TrainConfig.from_dict(data)
