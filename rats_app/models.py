@@ -219,7 +219,8 @@ def nfe_note(path: str | os.PathLike | None, nfe: int) -> str:
         return (f"RATS LoRA trained for NFE {listed} only: at NFE {nfe} it runs outside its training, and may be "
                 "no better than the baseline.")
     record = lora_record(path)
-    own = {k: v for k, v in trained_call(record, nfe).items() if v != trained_call(record).get(k)}
+    every_budget = trained_call(record)
+    own = {k: v for k, v in trained_call(record, nfe).items() if v != every_budget.get(k)}
     settings = ", ".join(f"{k}={v}" for k, v in own.items() if k != "negative_prompt")
     return f"RATS LoRA trained for NFE {listed}: NFE {nfe} is one of them" + (
         f", sampled with {settings} (its record's setting for this budget)." if settings else ".")

@@ -247,12 +247,21 @@ def test_student_call_sets_each_familys_cfg_keyword():
         TrainConfig.from_dict({"student_cfg": -1.0})
 
 
+def _plain_flux_image(model_dir, lora_dir, prompt: str, seed: int, **call):
+    """What plain diffusers makes with the LoRA loaded: the reference for pixel identity."""
+    from diffusers import FluxPipeline
+
+    pipe = FluxPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(lora_dir)
+    return pipe(prompt, generator=torch.Generator("cpu").manual_seed(seed), **call).images[0]
+
+
 def test_student_cfg_trains_and_runs_the_student_at_its_own_scale(tmp_path, tiny_world_model_dir, prepare_tiny,
                                                                   train_tiny, tiny_prompts):
     """student_cfg: the student's rollouts run true CFG at its own scale while the teacher keeps the
     model's (here none); the LoRA records the scale to sample with (sample_cfg, else student_cfg), and
     the app's Studio, the generate CLI and plain diffusers given the record's call all run it so."""
-    from diffusers import FluxPipeline
     from PIL import Image
 
     from rats_app.api import Studio
@@ -279,12 +288,8 @@ def test_student_cfg_trains_and_runs_the_student_at_its_own_scale(tmp_path, tiny
     assert main(["--prompt", tiny_prompts[0], "--out", str(tmp_path / "s.png"), "--nfe", "3", "--seed", "4",
                  "--model", str(tiny_world_model_dir), "--lora", str(out)]) == 0
     ours = np.asarray(Image.open(tmp_path / "s.png").convert("RGB")).astype(int)
-    pipe = FluxPipeline.from_pretrained(tiny_world_model_dir)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.load_lora_weights(out)
-    plain = pipe(tiny_prompts[0], generator=torch.Generator("cpu").manual_seed(4), **call).images[0]
-    unguided = pipe(tiny_prompts[0], generator=torch.Generator("cpu").manual_seed(4),
-                    **{**call, "true_cfg_scale": 1.0}).images[0]
+    plain = _plain_flux_image(tiny_world_model_dir, out, tiny_prompts[0], 4, **call)
+    unguided = _plain_flux_image(tiny_world_model_dir, out, tiny_prompts[0], 4, **{**call, "true_cfg_scale": 1.0})
     assert np.abs(ours - np.asarray(plain).astype(int)).max() <= 3
     assert np.abs(ours - np.asarray(unguided).astype(int)).max() > 3  # the scale made a difference
 
@@ -294,8 +299,6 @@ def test_sample_cfg_by_nfe_records_and_runs_a_scale_per_budget(tmp_path, tiny_wo
     """sample_cfg_by_nfe: a budget samples at its own CFG scale (training is untouched); the record's
     call_by_nfe says so, and Studio and plain diffusers given the call with those keys agree. A
     scale > 1 at one budget alone still gets the negative prompt that FluxPipeline's true CFG needs."""
-    from diffusers import FluxPipeline
-
     from rats_app.api import Studio
     from rats_app.models import nfe_note
 
@@ -314,11 +317,8 @@ def test_sample_cfg_by_nfe_records_and_runs_a_scale_per_budget(tmp_path, tiny_wo
     assert [studio.call_settings(out, n)[1]["true_cfg_scale"] for n in (1, 2, 3, None)] == [2.0, 1.25, 1.5, 2.0]
     image = studio.generate(tiny_prompts[0], 4, 2, "RATS", lora=out)
     assert image.cfg == 1.25
-    pipe = FluxPipeline.from_pretrained(tiny_world_model_dir)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.load_lora_weights(out)
     call = {**record["call"], **record["call_by_nfe"]["2"], "num_inference_steps": 2}
-    plain = pipe(tiny_prompts[0], generator=torch.Generator("cpu").manual_seed(4), **call).images[0]
+    plain = _plain_flux_image(tiny_world_model_dir, out, tiny_prompts[0], 4, **call)
     assert np.abs(np.asarray(image.image).astype(int) - np.asarray(plain).astype(int)).max() <= 3
 
     alone = train_tiny(tmp_path / "alone", steps=1, sample_cfg_by_nfe={2: 2.0})
@@ -332,8 +332,6 @@ def test_student_sigmas_by_nfe_trains_and_samples_the_students_own_grid(tmp_path
     """student_sigmas_by_nfe: at that K the student rolls out on its own grid and the teacher on a refinement
     of it (its points included); the record's call_by_nfe carries the grid, and Studio samples that
     budget with it, pixel-identical to FluxPipeline given ``sigmas``."""
-    from diffusers import FluxPipeline
-
     from rats_app.api import Studio
 
     out = tmp_path / "run"
@@ -348,11 +346,8 @@ def test_student_sigmas_by_nfe_trains_and_samples_the_students_own_grid(tmp_path
     studio = Studio(tiny_world_model_dir, device="cpu")
     assert studio.call_settings(out, 2)[1]["sigmas"] == [1.0, 0.6] and "sigmas" not in studio.call_settings(out, 3)[1]
     image = studio.generate(tiny_prompts[0], 4, 2, "RATS", lora=out).image
-    pipe = FluxPipeline.from_pretrained(tiny_world_model_dir)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.load_lora_weights(out)
     call = {**record["call"], **record["call_by_nfe"]["2"], "num_inference_steps": 2}
-    plain = pipe(tiny_prompts[0], generator=torch.Generator("cpu").manual_seed(4), **call).images[0]
+    plain = _plain_flux_image(tiny_world_model_dir, out, tiny_prompts[0], 4, **call)
     assert np.abs(np.asarray(image).astype(int) - np.asarray(plain).astype(int)).max() <= 3
     assert "At 2 steps: true_cfg_scale=1.5, negative_prompt=\"\", sigmas=[1.0, 0.6]." in (out / "README.md").read_text()
     # sample_sigmas_by_nfe: a grid to sample with alone (training keeps the model's grid)
