@@ -1,8 +1,8 @@
 """The paper's ablations on Shapes World, each from one command; tables (reward and ground truth)
 and plots under docs/results/.
 
-    python benchmarks/ablation.py alpha [--alphas 0.2 0.5 1 2] [--nfes 1 2 3 5] [--steps 110] [--images 120]
-    python benchmarks/ablation.py seeds [--seeds 0 1 2] [--presets rats distill reward] [--steps 110]
+    python benchmarks/ablation.py alpha [--alphas 0.2 0.5 1 2] [--nfes 1 2 3 5] [--steps N] [--images 120]
+    python benchmarks/ablation.py seeds [--seeds 0 1 2] [--presets rats distill reward] [--steps N]
     python benchmarks/ablation.py dynamics RUN_DIR [RUN_DIR ...]
 
 alpha: one RATS run per (alpha, K) with student_steps K, each measured at its own NFE on the
@@ -22,8 +22,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from rats_app.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "ablation"
@@ -95,7 +93,7 @@ def alpha(args) -> None:
 
     # one K per run, as in the paper's ablation (the default run draws K from several budgets)
     runs = {(a, k): train(RUNS / f"alpha{a:g}-k{k}", {"alpha": a, "student_steps": k, "student_steps_choices": [],
-                                                       "steps": args.steps, "seed": 0})
+                                                       **_steps(args), "seed": 0})
             for a in args.alphas for k in args.nfes}
     table, by_k = header("alpha @ NFE"), {}
     for k in args.nfes:
@@ -118,6 +116,12 @@ def alpha(args) -> None:
           table + "\n![alpha ablation](ablation-alpha.png)\n")
 
 
+def _steps(args) -> dict:
+    """--steps when given; otherwise none, so the run takes the world's default length (Shapes World's
+    train_defaults set it; TrainConfig's own default would silently shorten the ablation's runs)."""
+    return {} if args.steps is None else {"steps": args.steps}
+
+
 def _alpha_name(a: float) -> str:
     """A LoRA name evaluate accepts (a word): alpha0p2 for 0.2."""
     return f"alpha{a:g}".replace(".", "p")
@@ -128,7 +132,7 @@ def _alpha_of(name: str) -> float:
 
 
 def seeds(args) -> None:
-    loras = {f"{p}-s{s}": train(RUNS / f"{p}-seed{s}", {"preset": p, "seed": s, "steps": args.steps})
+    loras = {f"{p}-s{s}": train(RUNS / f"{p}-seed{s}", {"preset": p, "seed": s, **_steps(args)})
              for p in args.presets for s in args.seeds}
     rows = measure(loras, [3], args.images, True)
     table = header("variant @ 3 (seeds)")
@@ -190,7 +194,7 @@ def main() -> None:
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     s.add_argument("--presets", nargs="+", default=["rats", "distill", "reward"])
     for p in (a, s):
-        p.add_argument("--steps", type=int, default=TrainConfig().steps, help="steps per run (default: the default run's)")
+        p.add_argument("--steps", type=int, default=None, help="steps per run (default: the default run's, the world's own)")
         p.add_argument("--images", type=int, default=120)
     d = sub.add_parser("dynamics")
     d.add_argument("runs", nargs="+")

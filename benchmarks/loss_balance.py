@@ -57,7 +57,7 @@ def main() -> None:
             pixel_norms.append(gradient_norm(pixels_only.loss, params))
     r, m, px = (statistics.median(norms) for norms in (reward_norms, match_norms, pixel_norms))
     k = args.student_steps
-    print(f"K {k}, teacher steps {k * trainer.teacher_subdivisions(k)}, "
+    print(f"K {k}, teacher steps {k * trainer.budgets.teacher_subdivisions(k)}, "
           f"true CFG {trainer.true_cfg_scale}, batches {args.batches} x {args.batch_size}")
     print(f"|grad mean R_S| = {r:.4g}, |grad gated matching| = {m:.4g}; lambda for equal pull (alpha = 1): "
           f"{m / r:.4g}; the default lambda {cfg.reward_weight} makes the reward pull "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -354,7 +353,7 @@ def test_student_sigmas_by_nfe_trains_and_samples_the_students_own_grid(tmp_path
     other = train_tiny(tmp_path / "sampled", steps=1, student_steps_choices=[2, 3],
                        sample_sigmas_by_nfe={2: [1.0, 0.5]})
     assert len(other.rollout(*other.batch(0), student_steps=2).teacher.sigmas) == 7  # the model's refined grid
-    assert other.student_grid(2) is None and list(other.student_grid(2, sampling=True)) == [1.0, 0.5]
+    assert other.budgets.student_grid(2) is None and list(other.budgets.student_grid(2, sampling=True)) == [1.0, 0.5]
     assert json.loads((tmp_path / "sampled" / "rats.json").read_text())["call_by_nfe"] == {"2": {"sigmas": [1.0, 0.5]}}
 
 
@@ -373,7 +372,7 @@ def test_one_lora_for_several_budgets(tmp_path, train_tiny):
     recorder = Recorder()
     trainer = train_tiny(tmp_path / "run", steps=6, student_steps_choices=[1, 2, 4], student_steps=2,
                          callbacks=[recorder])
-    drawn = [trainer.student_steps_at(s) for s in range(6)]
+    drawn = [trainer.budgets.steps_at(s) for s in range(6)]
     assert [m.student_steps for m in recorder.seen] == drawn and set(drawn) <= {1, 2, 4} and len(set(drawn)) > 1
     record = json.loads((tmp_path / "run" / "rats.json").read_text())
     assert record["trained_nfes"] == [1, 2, 4]
@@ -394,12 +393,12 @@ def test_one_lora_for_several_budgets(tmp_path, train_tiny):
 def test_student_steps_weights_shape_the_draw():
     """Weights set each K's share of the steps (drawn from the seed and the step); a weight of 0
     drops a K from the LoRA's budgets; bad weights name themselves."""
-    from rats_app.training.trainer import RatsTrainer
+    from rats_app.training.budgets import StepBudgets
 
     cfg = TrainConfig.from_dict({"student_steps_choices": [1, 3, 8], "student_steps": 3,
                                  "student_steps_weights": [1, 3, 0]})
     assert cfg.student_steps_distribution == {1: 0.25, 3: 0.75} and cfg.trained_nfes == [1, 3]
-    draws = [RatsTrainer.student_steps_at(SimpleNamespace(config=cfg), s) for s in range(2000)]
+    draws = [StepBudgets(cfg).steps_at(s) for s in range(2000)]
     assert set(draws) == {1, 3} and 0.72 < draws.count(3) / len(draws) < 0.78
     uniform = TrainConfig.from_dict({"student_steps_choices": [1, 3, 8], "student_steps": 3})
     assert uniform.student_steps_distribution == pytest.approx({1: 1 / 3, 3: 1 / 3, 8: 1 / 3})

@@ -36,14 +36,14 @@ from rats_app.distributed import (
 )
 from rats_app.errors import ConfigError
 from rats_app.families import Conditioning, Size, budget_calls, family_of, guidance_plan, student_call
-from rats_app.families.base import refine
 from rats_app.io import channels_last_uint8, filmstrip
 from rats_app.lora import EmaLora, add_lora, lora_parameters, lora_state_dict
 from rats_app.rats_loss import object_weights, rats_loss
 from rats_app.sampler import Rollout, denoise
+from rats_app.training.budgets import StepBudgets
 from rats_app.training.callbacks import CallbackList, Checkpoint, RunInfo, Samples, StepMetrics, TrainerCallback
 from rats_app.training.schedules import lr_scheduler, make_optimizer
-from rats_app.worlds.base import truth_scores
+from rats_app.worlds.base import truth_means
 
 TRAINING_SOLVER = "euler"  # the student's and the teacher's rollouts: Euler on refinable grids
 
@@ -120,6 +120,7 @@ class RatsTrainer:
             self.params = lora_parameters(self.pipe.transformer)
         self.ema = EmaLora(self.params, config.ema_decay)
         self.optimizer = make_optimizer(config, list(self.params.values()))
+        self.budgets = StepBudgets(config)
         self.step = 0
         self._text_cache: dict[str, Conditioning] = {}
         if config.vae_tiling:
@@ -155,9 +156,6 @@ class RatsTrainer:
     def processes(self) -> int:
         return self.accelerator.num_processes if self.accelerator else 1
 
-    def teacher_subdivisions(self, student_steps: int) -> int:
-        return -(-self.config.teacher_steps // student_steps)
-
     def run_info(self) -> RunInfo:
         cfg = self.config
         canvas = {"height": self.size.height, "width": self.size.width}
@@ -169,7 +167,7 @@ class RatsTrainer:
         by_nfe = budget_calls(self.family, call, cfg.sample_cfg_by_nfe, cfg.sampling_sigmas_by_nfe)
         return RunInfo(config=cfg, output_dir=self.output_dir, family=self.family.name,
                        pipeline_class=type(self.pipe).__name__, processes=self.processes, student_call=call,
-                       teacher_steps=cfg.student_steps * self.teacher_subdivisions(cfg.student_steps),
+                       teacher_steps=cfg.student_steps * self.budgets.teacher_subdivisions(cfg.student_steps),
                        student_guidance_differs=differs, call_by_nfe=by_nfe,
                        solver=TRAINING_SOLVER, media=self.family.media)
 
@@ -204,42 +202,22 @@ class RatsTrainer:
         return denoise(self.family, noise, cond, self.size, num_steps, record=True, solver=TRAINING_SOLVER,
                        batch_guidance=self.config.batch_guidance, **kwargs)
 
-    def student_steps_at(self, step: int) -> int:
-        """K for this optimisation step: fixed, or drawn from student_steps_choices (a function of the
-        seed and the step, so every process and a resumed run draw the same)."""
-        choices = self.config.student_steps_choices
-        if not choices:
-            return self.config.student_steps
-        rng = np.random.default_rng([self.config.seed, step, 7919])
-        if not self.config.student_steps_weights:  # uniform: the draw every run before the weights made
-            return int(choices[rng.integers(len(choices))])
-        shares = self.config.student_steps_distribution
-        return int(rng.choice(list(shares), p=list(shares.values())))
-
-    def student_grid(self, k: int, sampling: bool = False) -> np.ndarray | None:
-        """The student's sigma grid at K steps, to train on (student_sigmas_by_nfe) or to sample with
-        (sample_sigmas_by_nfe over that); None: the model's."""
-        grids = self.config.sampling_sigmas_by_nfe if sampling else self.config.student_sigmas_by_nfe
-        grid = grids.get(k)
-        return None if grid is None else np.asarray(grid, dtype=np.float64)
-
     def rollout(self, prompts: list[str], noise: torch.Tensor, student_steps: int | None = None) -> RolloutResult:
         """Teacher chain (no gradients), student chain (with gradients) and both rewards, from one noise."""
         cfg = self.config
         k = student_steps or cfg.student_steps
-        m = self.teacher_subdivisions(k)
-        grid = self.student_grid(k)
+        m = self.budgets.teacher_subdivisions(k)
         cond = self._condition(prompts)
         teacher = None
         if cfg.alpha > 0:
             # The teacher goes first: swapping the EMA LoRA in and out modifies the LoRA weights in
             # place, which must not happen while the student's graph holds them for backward.
             with self.ema.swapped(), torch.no_grad():
-                teacher_grid = self.family.refined_sigmas(k, m) if grid is None else refine(grid, m)
-                teacher = self._chain(noise, cond, k * m, sigmas=teacher_grid, **self.teacher_guidance)
+                teacher = self._chain(noise, cond, k * m, sigmas=self.budgets.teacher_grid(self.family, k),
+                                      **self.teacher_guidance)
                 teacher_images = self.to_unit(teacher.latents)
                 r_teacher = self.reward.score(teacher_images, prompts).float()
-        student = self._chain(noise, cond, k, sigmas=grid, grad=True, checkpoint=cfg.gradient_checkpointing,
+        student = self._chain(noise, cond, k, sigmas=self.budgets.student_grid(k), grad=True, checkpoint=cfg.gradient_checkpointing,
                               **self.student_guidance)
         images = self.to_unit(student.latents)
         r_student = self.reward.score(images, prompts).float()
@@ -266,7 +244,7 @@ class RatsTrainer:
         """One micro-batch: rollout, loss, backward (scaled for accumulation)."""
         cfg = self.config
         with self._autocast():
-            out = self.rollout(*self.batch(self.step, micro), student_steps=self.student_steps_at(self.step))
+            out = self.rollout(*self.batch(self.step, micro), student_steps=self.budgets.steps_at(self.step))
             weights = cfg.weights if out.student_horizons and len(cfg.weights) == len(out.student_horizons) else None
             loss = rats_loss(out.reward_student, out.reward_teacher, out.teacher_horizons, out.student_horizons,
                              weights, alpha=cfg.alpha, reward_weight=cfg.reward_weight, tau=cfg.tau, gate=cfg.gate,
@@ -299,7 +277,7 @@ class RatsTrainer:
             with torch.no_grad():
                 images = out.student_images.detach()
                 watch = {n: r.score(images, out.prompts).float().mean().item() for n, r in self.watch_rewards.items()}
-                watch.update(self.ground_truth(images, out.prompts))
+                watch.update(truth_means(self.info.world, channels_last_uint8(images), out.prompts))
 
         def mean(get) -> float:
             return float(np.mean([get(o, loss) for o, loss in parts]))
@@ -313,15 +291,6 @@ class RatsTrainer:
             step_time=time.perf_counter() - started, peak_memory_mb=peak_memory_mb(self.device),
             student_steps=len(out.student.x0_preds), watch=watch,
             pixel_matching=mean(lambda o, l: l.pixel_matching.item()) if parts[0][1].pixel_matching is not None else None)
-
-    def ground_truth(self, images: torch.Tensor, prompts: list[str]) -> dict[str, float]:
-        """The hacking watch's truth line: on a world with a checker, the means of its verdict on the
-        student's images (``truth: right``, ``clean``, ``sigma``, ``residual``, ``ideal_error``)."""
-        world = self.info.world
-        if world is None or not world.has_checker:
-            return {}
-        rows = [truth_scores(world.check(m, p)) for m, p in zip(channels_last_uint8(images), prompts)]
-        return {key: float(np.mean([r[key] for r in rows if key in r])) for key in rows[0]} if rows else {}
 
     # ------------------------------------------------------------------ the loop
     def start_schedule(self) -> None:
@@ -413,7 +382,7 @@ class RatsTrainer:
         noise = self.family.initial_noise(generators, self.size, torch.float32)
         with self._autocast():
             k = self.config.student_steps
-            rollout = denoise(self.family, noise, cond, self.size, k, sigmas=self.student_grid(k, sampling=True),
+            rollout = denoise(self.family, noise, cond, self.size, k, sigmas=self.budgets.student_grid(k, sampling=True),
                               **self.sampling_guidance_by_nfe.get(k, self.sampling_guidance),
                               solver=TRAINING_SOLVER)
             return self.to_unit(rollout.latents)

@@ -30,6 +30,16 @@ def truth_scores(check: CheckResult) -> dict[str, float]:
                    if key in check.measurements})
     return scores
 
+def truth_means(world: "World | None", media, prompts: list[str]) -> dict[str, float]:
+    """The hacking watch's truth line: on a world with a checker, the means of its verdict on a batch
+    of outputs (uint8, channels last) - ``truth: right``, ``clean``, ``sigma``, ``residual``,
+    ``ideal_error``; empty for a model with no world or a world with no checker."""
+    if world is None or not world.has_checker or not len(prompts):
+        return {}
+    rows = [truth_scores(world.check(m, p)) for m, p in zip(media, prompts)]
+    return {key: float(np.mean([r[key] for r in rows if key in r])) for key in rows[0]}
+
+
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 ASSETS = REPO_ROOT / "assets"
 
