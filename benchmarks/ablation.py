@@ -2,12 +2,12 @@
 and plots under docs/results/.
 
     python benchmarks/ablation.py alpha [--alphas 0.2 0.5 1 2] [--nfes 1 2 3 5] [--steps N] [--images 120]
-    python benchmarks/ablation.py seeds [--seeds 0 1 2] [--presets rats distill reward] [--steps N]
+    python benchmarks/ablation.py seeds [--seeds 0 1 2] [--presets rats distill reward] [--nfes 3] [--steps N]
     python benchmarks/ablation.py dynamics RUN_DIR [RUN_DIR ...]
 
 alpha: one RATS run per (alpha, K) with student_steps K, each measured at its own NFE on the
 training and held-out prompts (the paper: alpha = 2 best at 3 NFEs, alpha = 1 at 5 and 8).
-seeds: each preset trained with each seed, measured at 3 steps; the table gives the mean and the
+seeds: each preset trained with each seed, measured at 3 steps (--nfes); the table gives the mean and the
 spread (min-max) over seeds of every measure. dynamics: from a run's metrics.jsonl, the first step
 from which the student's reward (a 10-step moving mean) stays above its EMA teacher's (the paper
 sees about 150). Runs live under runs/ablation/ and resume (a finished run is not trained again);
@@ -134,17 +134,20 @@ def _alpha_of(name: str) -> float:
 def seeds(args) -> None:
     loras = {f"{p}-s{s}": train(RUNS / f"{p}-seed{s}", {"preset": p, "seed": s, **_steps(args)})
              for p in args.presets for s in args.seeds}
-    rows = measure(loras, [3], args.images, True)
-    table = header("variant @ 3 (seeds)")
+    rows = measure(loras, args.nfes, args.images, True)
+    table = header("variant @ NFE (seeds)")
     for prompts in ("world-train", "world-heldout"):
         here = [r for r in rows if r["prompts"] == prompts]
         for r in here:
-            if r["variant"] in ("teacher", "baseline"):
-                table += f"| {r['variant']} @ {r['nfe']} | {prompts} | {cells(r)} |\n"
-        for p in args.presets:
-            group = [r for r in here if r["variant"].startswith(f"{p}-s")]
-            spread = " | ".join(_spread([r[k] for r in group if k in r], d) for k, _, d in MEASURES)
-            table += f"| {p} ({len(group)} seeds) | {prompts} | {spread} |\n"
+            if r["variant"] == "teacher":
+                table += f"| teacher @ {r['nfe']} | {prompts} | {cells(r)} |\n"
+        for nfe in args.nfes:
+            table += "".join(f"| baseline @ {nfe} | {prompts} | {cells(r)} |\n" for r in here
+                             if r["variant"] == "baseline" and r["nfe"] == nfe)
+            for p in args.presets:
+                group = [r for r in here if r["variant"].startswith(f"{p}-s") and r["nfe"] == nfe]
+                spread = " | ".join(_spread([r[k] for r in group if k in r], d) for k, _, d in MEASURES)
+                table += f"| {p} @ {nfe} ({len(group)} seeds) | {prompts} | {spread} |\n"
     write("ablation-seeds", "python benchmarks/ablation.py seeds " + " ".join(sys.argv[2:]),
           table + "\nEach cell: mean over seeds [min – max].\n")
 
@@ -193,6 +196,7 @@ def main() -> None:
     s = sub.add_parser("seeds")
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     s.add_argument("--presets", nargs="+", default=["rats", "distill", "reward"])
+    s.add_argument("--nfes", type=int, nargs="+", default=[3], help="the budgets each LoRA is measured at")
     for p in (a, s):
         p.add_argument("--steps", type=int, default=None, help="steps per run (default: the default run's, the world's own)")
         p.add_argument("--images", type=int, default=120)
