@@ -11,7 +11,9 @@ Images are cached as PNGs under --out-dir, so an interrupted run resumes where i
 missing ones are made --batch at a time (8 on an embedded world's tiny model, where per-call
 overhead dominates), each from its own seed.
 Writes results.md / results.csv / results.json (rows variant x NFE, deltas vs the baseline at
-the same NFE) and frontier.png (reward vs NFE).
+the same NFE; with the teacher, each row against it paired image by image: the gap with its 95 %
+interval and whether it is larger than chance, rats_app.paired), per_image.csv (every image's
+scores) and frontier.png (reward vs NFE).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from rats_app.models import (
     resolve_lora,
     trained_call,
 )
+from rats_app.paired import PAIRED_KEY, add_paired, paired_table
 
 
 @dataclass(frozen=True)
@@ -117,17 +120,20 @@ def run(args: argparse.Namespace) -> list[dict]:
     # A tiny world model is bound by per-call overhead, so batches pay (8 clips: half the time on two
     # CPU cores); a real model's memory decides, so there the default stays one image per call.
     batch = args.batch or (8 if info.world is not None else 1)
-    rows = []
+    rows, per_image = [], []
     with tqdm(total=len(variants) * len(prompts), unit="img", disable=args.quiet) as bar:
         for v in variants:
             folder = out / "images" / v.name / f"nfe{v.nfe:03d}"
             _keep_cache_if_same(folder, {"model": str(args.model), "seed": args.seed,
                                          "lora": _lora_identity(v.lora, v.nfe)})
             images = _images(studio, v, prompts, args.seed, folder, bar, batch)
-            rows.append(_measure(studio, v, prompts, images, world))
+            row, values = _measure(studio, v, prompts, images, world)
+            rows.append(row), per_image.append(values)
     _add_deltas(rows)
+    add_paired(rows, per_image)
     write_tables(rows, out, meta={"model": str(args.model), "prompts": args.prompts, "images": len(prompts),
                                   "seed": args.seed, "loras": loras, "reward_errors": studio.reward_errors()})
+    write_per_image(rows, per_image, prompts, args.seed, out / "per_image.csv")
     return rows
 
 
@@ -206,21 +212,33 @@ def median_ci(values: list[float], seed: int = 0) -> tuple[float, float]:
     return float(np.median(array)), float((high - low) / 2)
 
 
-def _measure(studio, variant: Variant, prompts: list[str], outputs: list, world) -> dict:
-    row = {"variant": variant.name, "nfe": variant.nfe, "n": len(outputs)}
+def _measure(studio, variant: Variant, prompts: list[str], outputs: list, world) -> tuple[dict, dict]:
+    """The variant's row, and its per-image values (each reward; on a world, the checker's verdict)."""
+    row, values = {"variant": variant.name, "nfe": variant.nfe, "n": len(outputs)}, {}
     for name, reward in studio.rewards().items():
         scores = []
         for start in range(0, len(outputs), 32):
             scores += reward.score_fast(outputs[start:start + 32], prompts[start:start + 32]).tolist()
         row[name], row[f"{name}_ci"] = mean_ci(scores)
+        values[name] = np.asarray(scores, dtype=float)
     if studio.media == "video":  # model-free temporal measures (VBench's flickering; optical-flow motion)
         from rats_app.rewards.video import VIDEO_MEASURES
 
         for name, measure in VIDEO_MEASURES.items():
             row[name], row[f"{name}_ci"] = mean_ci([measure(clip) for clip in outputs])
     if world is not None:
-        row.update(ground_truth([world.check(np.asarray(o), p) for o, p in zip(outputs, prompts)], world))
-    return row
+        checks = [world.check(np.asarray(o), p) for o, p in zip(outputs, prompts)]
+        row.update(ground_truth(checks, world))
+        values.update(truth_per_image(checks))
+    return row, values
+
+
+def truth_per_image(checks: list) -> dict[str, np.ndarray]:
+    """The checker's verdict per image: "correct" (bool) and each fidelity measure (NaN: no object)."""
+    from rats_app.worlds.fidelity import FIDELITY
+
+    values = {key: np.array([c.measurements.get(key, np.nan) for c in checks], dtype=float) for key in FIDELITY}
+    return {"correct": np.array([c.correct for c in checks], dtype=bool), **values}
 
 
 def ground_truth(checks: list, world) -> dict:
@@ -243,7 +261,7 @@ def ground_truth(checks: list, world) -> dict:
 
 
 ATTRIBUTES_KEY = "attributes"
-NOT_METRICS = ("variant", "nfe", "n", ATTRIBUTES_KEY)
+NOT_METRICS = ("variant", "nfe", "n", ATTRIBUTES_KEY, PAIRED_KEY)
 
 
 def _add_deltas(rows: list[dict]) -> None:
@@ -252,6 +270,22 @@ def _add_deltas(rows: list[dict]) -> None:
         base = baseline.get(r["nfe"])
         for key in [k for k in r if k not in NOT_METRICS and not k.endswith("_ci")]:
             r[f"{key}_delta"] = r[key] - base[key] if base and r["variant"] != "baseline" else None
+
+
+def write_per_image(rows: list[dict], per_image: list[dict], prompts: list[str], seed: int, path: Path) -> None:
+    """Every image's scores, one line per (variant, NFE, image): what a paired comparison is made of."""
+    from rats_app.io import write_text
+
+    keys = list(dict.fromkeys(k for values in per_image for k in values))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["variant", "nfe", "image", "seed", "prompt", *keys])
+    for r, values in zip(rows, per_image):
+        for i, prompt in enumerate(prompts):
+            cells = [(int(values[k][i]) if values[k].dtype == bool else round(float(values[k][i]), 4))
+                     if k in values else "" for k in keys]
+            writer.writerow([r["variant"], r["nfe"], i, seed + i, prompt, *cells])
+    write_text(path, buffer.getvalue())
 
 
 def metric_keys(rows: list[dict]) -> list[str]:
@@ -274,9 +308,11 @@ def markdown_table(rows: list[dict]) -> str:
 def write_tables(rows: list[dict], out: Path, meta: dict) -> None:
     from rats_app.io import write_json, write_text
 
-    write_text(out / "results.md", markdown_table(rows) + "\nDeltas in parentheses: vs the baseline at the same NFE.\n")
+    write_text(out / "results.md", markdown_table(rows) + "\nDeltas in parentheses: vs the baseline at the same NFE.\n"
+               + paired_table(rows))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[k for k in rows[0] if k != ATTRIBUTES_KEY], extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=[k for k in rows[0] if k not in (ATTRIBUTES_KEY, PAIRED_KEY)],
+                            extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     write_text(out / "results.csv", buffer.getvalue())

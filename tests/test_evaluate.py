@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from rats_app.evaluate import main, mean_ci
+from rats_app.paired import cell, compare, paired_gap, sign_test, verdict
 
 
 def test_mean_ci():
     mean, ci = mean_ci([1.0, 2.0, 3.0, 4.0])
     assert mean == 2.5 and ci == pytest.approx(1.96 * 1.2909944 / 2, rel=1e-6)
+
+
+def test_paired_statistics_are_exact_on_known_pairs():
+    """A gap the same on every image has no spread; a sign test is the binomial's two tails; NaN
+    (no object to fit) drops the pair; the verdict reads the interval against the measure's direction."""
+    b = np.linspace(0.5, 1.5, 40)
+    assert paired_gap(b + 0.25, b) == pytest.approx((0.25, 0.25, 0.25))
+    assert paired_gap([1.0, np.nan, 3.0, 5.0], [0.0, 9.0, 2.0, 4.0], "mean")[0] == pytest.approx(1.0)
+    assert sign_test(0, 6) == pytest.approx(2 / 64) and sign_test(1, 5) == pytest.approx(14 / 64)
+    assert sign_test(3, 3) == 1.0 and sign_test(0, 0) == 1.0
+    assert verdict(-0.3, -0.1, lower_is_better=True) == "better" and verdict(-0.3, -0.1, False) == "worse"
+    assert verdict(-0.1, 0.2, True) == "≈"
+    result = compare({"correct": np.array([True] * 10 + [False] * 30), "sigma": b - 0.1},
+                     {"correct": np.array([False] * 10 + [False] * 30), "sigma": b})
+    assert result["correct"] == {"gap": 25.0, "only_a": 10, "only_b": 0, "p": pytest.approx(2 / 1024),
+                                 "verdict": "better"}
+    assert result["sigma"]["verdict"] == "better" and list(result) == ["correct", "sigma"]
+    assert cell(result["correct"]) == "+25.0 pts (10:0, p 0.00) better"
+    assert cell(result["sigma"]) == "-0.100 [-0.100, -0.100] better"
 
 
 @pytest.fixture()
@@ -39,6 +60,15 @@ def test_evaluate_writes_paper_style_tables_and_resumes(tiny_env, capsys):
     assert "attributes" not in (out / "results.md").read_text() and "attributes" not in (out / "results.csv").read_text()
     assert (out / "results.md").read_text().startswith("| variant | NFE | n |")
     assert (out / "results.csv").exists() and (out / "frontier.png").stat().st_size > 1000
+    # every row against the teacher, image by image; every image's scores in per_image.csv
+    assert "vs_teacher" not in data["rows"][0] and set(row["vs_teacher"]) == {
+        "shapes", "correct", "sigma", "residual", "ideal_error"}
+    assert row["vs_teacher"]["correct"]["verdict"] in ("better", "worse", "≈")
+    assert "Against the teacher @ 4, paired image by image" in (out / "results.md").read_text()
+    assert "vs_teacher" not in (out / "results.csv").read_text()
+    lines = (out / "per_image.csv").read_text().splitlines()
+    assert lines[0] == "variant,nfe,image,seed,prompt,shapes,correct,sigma,residual,ideal_error" and len(lines) == 16
+    assert lines[1].startswith("teacher,4,0,0,")
     cached = sorted((out / "images").rglob("*.png"))
     assert len(cached) == 15
     stamps = [p.stat().st_mtime_ns for p in cached]
