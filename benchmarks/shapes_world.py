@@ -67,6 +67,23 @@ def attribute_rates(world, prompts_kind: str, rows: list[dict]) -> list[str]:
 TRUTH = ("sigma_median", "residual_median", "ideal_error_median", "ideal_error_mean")
 
 
+def paired_lines(world, prompts_kind: str, rows: list[dict]) -> list[str]:
+    """Table lines: each row against the teacher@50, image by image (evaluate's vs_teacher)."""
+    from rats_app.paired import PAIRED_KEY, cell
+
+    return [f"| {r['variant']} @ {r['nfe']} | {prompts_kind} | "
+            + " | ".join(cell(r[PAIRED_KEY][k]) for k in ("correct", "sigma", "residual", "ideal_error", world.reward))
+            + " |" for r in rows if PAIRED_KEY in r]
+
+
+PAIRED_HEADER = ("Against the teacher @ 50, paired image by image (same prompts and seeds; `rats_app.paired`): the gap "
+                 "(row − teacher; σ, residual, ideal error: medians; reward: means) with its 95 % bootstrap interval; "
+                 "all five right: the gap in points, the images right in one only (row:teacher) and a sign test. "
+                 "better / worse: beyond chance, ≈: within it.\n\n"
+                 "| model @ NFE | prompts | all five right | σ px (median) | residual (median) | ideal error (median) "
+                 "| world reward |\n|---|---|---|---|---|---|---|")
+
+
 def header(world) -> str:
     names = " | ".join({"color": "colour"}.get(a, a) for a in world.attributes)
     columns = 3 + len(world.attributes) + 7
@@ -155,15 +172,17 @@ def main() -> None:
     if args.what == "grid":
         return print(f"wrote {grid(world, args.source, args.rows)}")
     nfes = args.nfe or NFES[args.what]
-    lines = []
+    lines, paired = [], []
     for prompts in ("world-train", "world-heldout"):
         data = evaluate(world, args.what, prompts, args.images, nfes, args.lora)
         lines += attribute_rates(world, prompts, data["rows"])
+        paired += paired_lines(world, prompts, data["rows"])
     command = (f"python benchmarks/shapes_world.py {args.what}"
                + (f" --world {world.id}" if prefix(world) else "") + f" --images {args.images}"
                + "".join(f" --lora {x}" for x in args.lora) + (f" --nfe {' '.join(map(str, args.nfe))}" if args.nfe else ""))
     text = (f"Measured with `{command}` (checker rates in %, seeds 0…{args.images - 1}):\n\n"
-            + header(world) + "\n" + "\n".join(lines) + "\n")
+            + header(world) + "\n" + "\n".join(lines) + "\n"
+            + (f"\n{PAIRED_HEADER}\n" + "\n".join(paired) + "\n" if paired else ""))
     out = ROOT / "docs" / "results" / f"{prefix(world)}{args.what}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
