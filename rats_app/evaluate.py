@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                                          "lora": _lora_identity(v.lora, v.nfe)})
             images = _images(studio, v, prompts, args.seed, folder, bar, batch)
             row, values = _measure(studio, v, prompts, images, world)
-            rows.append(row), per_image.append(values)
+            rows.append(row)
+            per_image.append(values)
     _add_deltas(rows)
     add_paired(rows, per_image)
     write_tables(rows, out, meta={"model": str(args.model), "prompts": args.prompts, "images": len(prompts),
