@@ -247,16 +247,15 @@ def ground_truth(checks: list, world) -> dict:
     per-attribute rates (results.json) of one variant."""
     from rats_app.worlds.fidelity import FIDELITY
 
-    row = {}
-    for key, values in (("correct", [c.correct for c in checks]), ("clean", [c.clean for c in checks])):
+    per_image, row = truth_per_image(checks), {}
+    for key, values in (("correct", per_image["correct"]), ("clean", [c.clean for c in checks])):
         row[key], row[f"{key}_ci"] = mean_ci([100.0 * v for v in values])
-    for key in FIDELITY:  # only images with an object to fit have them
-        values = [c.measurements[key] for c in checks if key in c.measurements]
-        if values:
+    fitted = {key: per_image[key][~np.isnan(per_image[key])] for key in FIDELITY}  # images with an object
+    for key, values in fitted.items():
+        if len(values):
             row[f"{key}_median"], row[f"{key}_median_ci"] = median_ci(values)
-    ideal = [c.measurements["ideal_error"] for c in checks if "ideal_error" in c.measurements]
-    if ideal:
-        row["ideal_error_mean"], row["ideal_error_mean_ci"] = mean_ci(ideal)
+    if len(fitted["ideal_error"]):
+        row["ideal_error_mean"], row["ideal_error_mean_ci"] = mean_ci(fitted["ideal_error"])
     row[ATTRIBUTES_KEY] = {a: 100.0 * float(np.mean([c.right.get(a, False) for c in checks])) for a in world.attributes}
     return row
 

@@ -13,9 +13,11 @@ from math import comb
 
 import numpy as np
 
+from rats_app.worlds.fidelity import FIDELITY
+
 RESAMPLES = 1000
-# the fidelity medians: lower is better; rewards and correctness: higher is better
-LOWER_IS_BETTER = ("sigma", "residual", "ideal_error")
+# The world checker's fidelity measures (blur, residual, error to the ideal render) are errors: lower is
+# better, compared by their medians. Rewards are compared by their means, higher is better.
 
 
 def paired_gap(a, b, statistic: str = "median", seed: int = 0) -> tuple[float, float, float]:
@@ -41,7 +43,7 @@ def sign_test(only_a: int, only_b: int) -> float:
 
 
 def verdict(low: float, high: float, lower_is_better: bool) -> str:
-    """better / worse when the interval excludes no gap, else "≈" (within chance)."""
+    """better / worse when the interval lies wholly on one side of 0, else "≈" (within chance)."""
     if np.isnan(low) or low <= 0 <= high:
         return "≈"
     return "better" if (high < 0) == lower_is_better else "worse"
@@ -60,7 +62,7 @@ def compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, dic
             out[key] = {"gap": gap, "only_a": only_a, "only_b": only_b, "p": p,
                         "verdict": "≈" if p >= 0.05 else ("better" if gap > 0 else "worse")}
             continue
-        lower = key in LOWER_IS_BETTER
+        lower = key in FIDELITY
         gap, low, high = paired_gap(a[key], b[key], "median" if lower else "mean")
         out[key] = {"gap": gap, "low": low, "high": high, "verdict": verdict(low, high, lower)}
     return out

@@ -9,18 +9,15 @@ all five right the images right in one only with a sign test.
     python benchmarks/probes/paired_truth.py runs/results/budgets-world-heldout --prompts world-heldout \
         --images 120 --a rats/nfe004 --b baseline/nfe004
 """
-import sys
 from pathlib import Path
 
 import numpy as np
+from _eval_dir import eval_dir_args  # run as a script: its folder is on sys.path
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _eval_dir import eval_dir_args  # noqa: E402
-
-from rats_app.evaluate import truth_per_image  # noqa: E402
-from rats_app.paired import LABELS, cell, compare  # noqa: E402
-from rats_app.worlds import get_world  # noqa: E402
+from rats_app.evaluate import truth_per_image
+from rats_app.paired import LABELS, cell, compare
+from rats_app.worlds import get_world
 
 
 def per_image(folder: Path, prompts: list[str]) -> dict[str, np.ndarray]:
